@@ -1,0 +1,41 @@
+# Face clustering: `make demo` and `make test` are all a new user needs.
+PY := .venv/bin/python
+FACES_DATA ?= $(wildcard ../shared/datasets)
+export FACES_DATA
+
+.PHONY: install demo dataset test bench clean help
+
+help:
+	@echo "make demo    install, build the sample dataset/, encode, cluster, write output/"
+	@echo "make test    install test tools and run the test suite"
+	@echo "make bench   speed and quality benchmarks (writes bench-results/)"
+
+.venv/.installed: requirements.txt requirements-nodeps.txt tools/install.sh
+	tools/install.sh
+	@touch $@
+
+.venv/.installed-dev: .venv/.installed requirements-dev.txt tools/install-test-tools.sh
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	tools/install-test-tools.sh
+	@touch $@
+
+install: .venv/.installed
+
+dataset/00000000.jpg: | .venv/.installed
+	$(PY) -m facecluster.sample_data --dataset dataset --key dataset.key.csv
+
+dataset: dataset/00000000.jpg
+
+demo: .venv/.installed dataset/00000000.jpg
+	$(PY) encode_faces.py --dataset dataset --encodings encodings.pickle
+	$(PY) cluster_faces.py --encodings encodings.pickle --output output --labels dataset.key.csv
+	@echo "[INFO] montages, clusters.csv and index.html are in output/"
+
+test: .venv/.installed-dev
+	$(PY) -m pytest -q tests
+
+bench: .venv/.installed-dev
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf output encodings.pickle encodings.pickle.cache.sqlite* dataset/*.jpg dataset.key.csv

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Find every face in a folder of photos and save their 128-d encodings.
+
+USAGE
+    python encode_faces.py --dataset dataset --encodings encodings.pickle
+    python encode_faces.py -i dataset -e encodings.pickle -d hog --workers 2
+"""
+
+import argparse
+
+from facecluster import cli
+from facecluster.encoding import DatasetError, encode_dataset, list_dataset
+from facecluster.faces import DETECTION_METHODS, DetectionOptions, resolve_detection_method
+from facecluster.store import save_encodings
+
+
+def upsample_arg(value: str) -> int | None:
+    return None if value == "auto" else int(value)
+
+
+# construct the argument parser and parse the arguments
+ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+ap.add_argument("-i", "--dataset", required=True, help="path to input directory of faces + images")
+ap.add_argument("-e", "--encodings", required=True, help="path to serialized db of facial encodings")
+ap.add_argument("-d", "--detection-method", type=str, default="auto", choices=DETECTION_METHODS,
+                help="face detection model: hog, cnn, or auto (cnn when dlib has CUDA, else hog)")
+ap.add_argument("-w", "--workers", type=int, default=0, help="worker processes (default 0: one per core)")
+ap.add_argument("--upsample", type=upsample_arg, default=None, metavar="auto|0..4",
+                help="times to upsample each photo before detection (default auto: by photo size)")
+ap.add_argument("--max-detect-side", type=int, default=DetectionOptions.max_detect_side,
+                help="longest side, in pixels, of the copy the detector sees (0: no limit)")
+ap.add_argument("--jitters", type=int, default=1, help="re-samplings per face encoding (slower, a little more robust)")
+ap.add_argument("--landmarks", choices=("small", "large"), default="small",
+                help="landmark model for face alignment: 5-point (small) or 68-point (large)")
+ap.add_argument("--batch-size", type=int, default=32, help="photos per CNN batch on CUDA (default 32)")
+ap.add_argument("--fresh", action="store_true", help="ignore results kept from earlier runs")
+args = vars(ap.parse_args())
+
+
+def main() -> int:
+    # choose the detector and say why
+    method, why = resolve_detection_method(args["detection_method"])
+    print(f"[INFO] detection method: {method} ({why})")
+    if args["workers"] < 0 or args["batch_size"] < 1:
+        raise cli.UsageError("--workers must be 0 or more and --batch-size at least 1")
+    options = DetectionOptions(method=method, upsample=args["upsample"], max_detect_side=args["max_detect_side"],
+                               num_jitters=args["jitters"], landmarks=args["landmarks"])
+
+    # grab the paths to the input images in our dataset, then detect and
+    # encode the faces in every one of them
+    print("[INFO] quantifying faces...")
+    listing = list_dataset(args["dataset"])
+    progress = cli.Progress(len(listing.images))
+    records, summary = encode_dataset(
+        listing, args["encodings"], options, workers=args["workers"], batch_size=args["batch_size"],
+        fresh=args["fresh"], on_result=lambda result, reused: progress.step(" (reused)" if reused else ""),
+    )
+    progress.close()
+
+    # dump the facial encodings data to disk
+    print("[INFO] serializing encodings...")
+    save_encodings(args["encodings"], records)
+
+    skipped = sum(summary.skipped.values())
+    print(f"[INFO] {summary.images} images, {summary.faces} faces, {summary.no_face} images with no face, "
+          f"{skipped} skipped, {summary.seconds:.1f} seconds")
+    print(f"[INFO] {summary.reused} results reused from earlier runs, {summary.encoded} images encoded now")
+    for reason, count in sorted(summary.skipped.items()):
+        print(f"[INFO] skipped ({reason}): {count}")
+    if summary.ignored:
+        print(f"[INFO] {summary.ignored} other files (not images) ignored")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main, known_errors=(DatasetError, ValueError))

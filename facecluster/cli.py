@@ -1,0 +1,76 @@
+"""What the two scripts share: one-line errors, exit codes, progress display.
+
+Bad input ends in one clear line and exit status 2, never a traceback.  An
+unexpected failure also gets one line (exit 1); set ``FACECLUSTER_DEBUG=1`` to
+see the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Callable, NoReturn
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """Input the whole run can't go on with; ``str()`` is the one line to print."""
+
+
+def error(message: str) -> None:
+    print(f"[ERROR] {message}", file=sys.stderr)
+
+
+def warning(message: str) -> None:
+    print(f"[WARNING] {message}", file=sys.stderr)
+
+
+def fail(message: str) -> NoReturn:
+    error(message)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def run(main: Callable[[], int | None], known_errors: tuple[type[BaseException], ...] = ()) -> NoReturn:
+    """Run a script's ``main`` and turn every way it can end into an exit status."""
+    try:
+        status = main() or 0
+    except (UsageError, *known_errors) as problem:
+        error(str(problem))
+        status = EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        error("interrupted; finished work is kept, run the same command again to resume")
+        status = EXIT_INTERRUPTED
+    except Exception as problem:  # a bug or an environment failure: still one line
+        if os.environ.get("FACECLUSTER_DEBUG"):
+            traceback.print_exc()
+        error(f"unexpected failure: {type(problem).__name__}: {problem} (FACECLUSTER_DEBUG=1 shows details)")
+        status = 1
+    sys.stdout.flush()
+    sys.exit(status)
+
+
+class Progress:
+    """A progress bar with rate and ETA on a terminal; the tutorial's lines otherwise."""
+
+    def __init__(self, total: int, description: str = "encoding"):
+        self.total = total
+        self.count = 0
+        self.bar = None
+        if sys.stderr.isatty() and total:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=description, unit="photo", file=sys.stderr, dynamic_ncols=True)
+
+    def step(self, note: str = "") -> None:
+        self.count += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        else:
+            print(f"[INFO] processing image {self.count}/{self.total}{note}", flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,249 @@
+"""Detecting faces and computing their 128-d encodings.
+
+The models are face_recognition's (dlib's HOG detector, its CNN detector,
+the 5- and 68-point landmark predictors and the ResNet encoder).  They are
+loaded lazily, once per process, by :func:`models` -- never at import -- so
+worker processes each load their own copy and the parent loads none.
+
+Detection runs at a scale chosen from the photo's size (:func:`detection_scale`):
+small photos are upsampled as face_recognition does by default, large ones are
+detected on a reduced copy.  Boxes are mapped back, and encodings are always
+computed on the photo's own pixels.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import sys
+import types
+import warnings
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from .records import Box, box_from_dlib, box_to_dlib, clip_box, scale_box
+
+DETECTION_METHODS = ("auto", "hog", "cnn")
+LANDMARK_MODELS = ("small", "large")  # 5-point (face_recognition's default) or 68-point
+CNN_SECONDS_PER_PHOTO_CPU = 22.0  # measured on a 2-core CPU without CUDA
+
+
+@dataclass(frozen=True)
+class DetectionOptions:
+    """How faces are found and encoded; part of the key under which results are reused.
+
+    ``upsample``: ``None`` picks per photo (:func:`detection_scale`), or a
+    fixed number of 2x upsamplings as in face_recognition.
+    ``max_detect_side``: the long side of the copy the detector sees is at
+    most this many pixels (``0`` = no limit).
+    """
+
+    method: str = "hog"
+    upsample: int | None = None
+    max_detect_side: int = 2000
+    min_detect_side: int = 500
+    num_jitters: int = 1
+    landmarks: str = "small"
+
+    def __post_init__(self) -> None:
+        if self.method not in ("hog", "cnn"):
+            raise ValueError(f"detection method must be 'hog' or 'cnn', not {self.method!r}")
+        if self.upsample is not None and not 0 <= self.upsample <= 4:
+            raise ValueError(f"--upsample must be 0..4 or auto, not {self.upsample}")
+        if self.max_detect_side < 0 or (0 < self.max_detect_side < 80):
+            raise ValueError("--max-detect-side must be 0 (no limit) or at least 80 pixels")
+        if self.num_jitters < 1:
+            raise ValueError("--jitters must be at least 1")
+        if self.landmarks not in LANDMARK_MODELS:
+            raise ValueError(f"--landmarks must be one of {LANDMARK_MODELS}")
+
+    def cache_key(self) -> str:
+        return (
+            f"{self.method}/up={self.upsample}/max={self.max_detect_side}/min={self.min_detect_side}"
+            f"/jit={self.num_jitters}/lm={self.landmarks}"
+        )
+
+
+class Face(NamedTuple):
+    box: Box  # in the pixels of the image it was found in
+    encoding: np.ndarray
+
+
+def cuda_available() -> bool:
+    """Whether this dlib was built with CUDA (so the CNN detector is fast)."""
+    import dlib
+
+    return bool(getattr(dlib, "DLIB_USE_CUDA", False))
+
+
+def resolve_detection_method(requested: str) -> tuple[str, str]:
+    """``auto`` -> ``cnn`` with CUDA, else ``hog``.  Returns ``(method, why)``."""
+    if requested not in DETECTION_METHODS:
+        raise ValueError(f"detection method must be one of {DETECTION_METHODS}, not {requested!r}")
+    has_cuda = cuda_available()
+    if requested == "auto":
+        if has_cuda:
+            return "cnn", "dlib was built with CUDA"
+        return "hog", "dlib has no CUDA here, and the CNN detector is slow on a CPU"
+    if requested == "cnn" and not has_cuda:
+        return "cnn", (
+            f"asked for; dlib has no CUDA here, so expect about {CNN_SECONDS_PER_PHOTO_CPU:.0f} s "
+            "per photo on this CPU"
+        )
+    return requested, "asked for"
+
+
+def _install_pkg_resources_shim() -> None:
+    """face_recognition_models needs ``pkg_resources.resource_filename``.
+
+    setuptools 81+ no longer ships ``pkg_resources`` and a fresh Python 3.12+
+    venv has no setuptools at all; face_recognition then says "Please install
+    face_recognition_models" and quits.  The one function it uses is a path
+    join, so supply it when the real module is missing.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pkg_resources  # noqa: F401
+        return
+    except ImportError:
+        pass
+
+    def resource_filename(package: str, resource: str) -> str:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError(f"package {package} not found")
+        return os.path.join(list(spec.submodule_search_locations)[0], resource)
+
+    shim = types.ModuleType("pkg_resources")
+    shim.resource_filename = resource_filename  # type: ignore[attr-defined]
+    sys.modules["pkg_resources"] = shim
+
+
+@functools.cache
+def models() -> types.SimpleNamespace:
+    """Load face_recognition's models once for this process."""
+    _install_pkg_resources_shim()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import face_recognition.api as api
+    return types.SimpleNamespace(
+        hog=api.face_detector,
+        cnn=api.cnn_face_detector,
+        landmarks={"small": api.pose_predictor_5_point, "large": api.pose_predictor_68_point},
+        encoder=api.face_encoder,
+    )
+
+
+def detection_scale(width: int, height: int, options: DetectionOptions) -> float:
+    """The factor by which a ``width`` x ``height`` photo is resized for detection.
+
+    With a fixed ``upsample`` it is ``2 ** upsample`` (face_recognition's
+    behaviour); otherwise photos whose long side is under ``min_detect_side``
+    are upsampled (at most 2x), since dlib's HOG detector finds faces of
+    about 80 px and up.  Either way the detector never sees a long side over
+    ``max_detect_side``.
+    """
+    long_side = max(width, height, 1)
+    if options.upsample is not None:
+        factor = float(2**options.upsample)
+    else:
+        factor = min(2.0, max(1.0, options.min_detect_side / long_side))
+    if options.max_detect_side and long_side * factor > options.max_detect_side:
+        factor = options.max_detect_side / long_side
+    return factor
+
+
+def _resized(rgb: np.ndarray, factor: float) -> np.ndarray:
+    import cv2
+
+    height, width = rgb.shape[:2]
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    return cv2.resize(rgb, size, interpolation=interpolation)
+
+
+def _run_detector(detector_image: np.ndarray, method: str, upsample: int) -> list[Box]:
+    loaded = models()
+    if method == "cnn":
+        return [box_from_dlib(d.rect) for d in loaded.cnn(detector_image, upsample)]
+    return [box_from_dlib(rect) for rect in loaded.hog(detector_image, upsample)]
+
+
+def detect_faces(rgb: np.ndarray, options: DetectionOptions) -> list[Box]:
+    """Find the faces in an RGB photo.  Boxes are in ``rgb``'s pixels, clipped to it.
+
+    A scale of exactly 2 or 1 uses dlib's own pyramid upsampling (0 or 1
+    times), so results match face_recognition's ``face_locations`` exactly;
+    any other scale detects on a resized copy.
+    """
+    height, width = rgb.shape[:2]
+    factor = detection_scale(width, height, options)
+    for upsample in (0, 1, 2):
+        if abs(factor - 2**upsample) < 1e-9:
+            boxes = _run_detector(rgb, options.method, upsample)
+            break
+    else:
+        boxes = [scale_box(box, 1 / factor) for box in _run_detector(_resized(rgb, factor), options.method, 0)]
+    return [clip_box(box, width, height) for box in boxes]
+
+
+def detect_faces_batch(rgbs: list[np.ndarray], options: DetectionOptions, batch_size: int = 32) -> list[list[Box]]:
+    """CNN detection of many photos in batches (fast on CUDA dlib).
+
+    dlib batches only images of one size, so photos are grouped by the size
+    the detector sees; the result is in the order of ``rgbs``.
+    """
+    if options.method != "cnn":
+        return [detect_faces(rgb, options) for rgb in rgbs]
+    detector_inputs: list[np.ndarray] = []
+    factors: list[float] = []
+    for rgb in rgbs:
+        factor = detection_scale(rgb.shape[1], rgb.shape[0], options)
+        factors.append(factor)
+        detector_inputs.append(rgb if factor == 1 else _resized(rgb, factor))
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for index, image in enumerate(detector_inputs):
+        groups.setdefault(image.shape, []).append(index)
+    results: list[list[Box]] = [[] for _ in rgbs]
+    cnn = models().cnn
+    for indices in groups.values():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            detections = cnn([detector_inputs[i] for i in chunk], 0, batch_size=len(chunk))
+            for index, found in zip(chunk, detections):
+                height, width = rgbs[index].shape[:2]
+                results[index] = [
+                    clip_box(scale_box(box_from_dlib(d.rect), 1 / factors[index]), width, height) for d in found
+                ]
+    return results
+
+
+def encode_faces(rgb: np.ndarray, boxes: list[Box], num_jitters: int = 1, landmarks: str = "small") -> list[np.ndarray]:
+    """128-d encodings of the faces at ``boxes`` in ``rgb``, one call for all of them.
+
+    The same numbers as ``face_recognition.face_encodings(rgb, boxes,
+    num_jitters, model=landmarks)``; passing every face of a photo to dlib at
+    once saves its per-call set-up.
+    """
+    if not boxes:
+        return []
+    import dlib
+
+    loaded = models()
+    predictor = loaded.landmarks[landmarks]
+    shapes = dlib.full_object_detections()
+    for box in boxes:
+        shapes.append(predictor(rgb, box_to_dlib(box)))
+    descriptors = loaded.encoder.compute_face_descriptor(rgb, shapes, num_jitters)
+    return [np.array(descriptor, dtype=np.float64) for descriptor in descriptors]
+
+
+def find_faces(rgb: np.ndarray, options: DetectionOptions) -> list[Face]:
+    """Detect and encode every face in one RGB photo."""
+    boxes = [box for box in detect_faces(rgb, options) if box[2] > box[0] and box[1] > box[3]]
+    encodings = encode_faces(rgb, boxes, options.num_jitters, options.landmarks)
+    return [Face(box, encoding) for box, encoding in zip(boxes, encodings)]

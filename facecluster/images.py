@@ -1,0 +1,246 @@
+"""Finding the photos in a folder and decoding them, whatever they hold.
+
+Photos are recognised by their first bytes, never by their name: a PNG named
+``.jpg``, a WEBP without an extension and an upper-case ``.JPEG`` all load.
+Everything that cannot be used is reported as an :class:`ImageSkipped` with a
+short reason, so that one bad file never stops a run.
+
+Decoded photos are upright (EXIF orientation applied) 8-bit RGB ``numpy``
+arrays.  Very large photos are decoded at a reduced size so memory stays
+bounded; :class:`LoadedImage` carries the factor that maps boxes back to the
+original's pixels.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+try:  # phone photos; optional so a minimal install still runs
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover - exercised only without pillow-heif
+    pillow_heif = None
+
+# A photo is decoded at most this large; bigger ones are reduced while (JPEG)
+# or right after (other formats) decoding.  64 MP keeps a worker under ~0.5 GB.
+MAX_DECODE_PIXELS = 64_000_000
+# Above this, a non-JPEG would need too much memory to decode at all.
+MAX_SOURCE_PIXELS = 250_000_000
+Image.MAX_IMAGE_PIXELS = MAX_SOURCE_PIXELS // 2  # Pillow refuses at 2x this
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated photo is reported, not half-read
+
+# First bytes of each format we decode.  HEIF-family files are ISO-BMFF boxes.
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif")
+IMAGE_EXTENSIONS = frozenset(
+    ".jpg .jpeg .jpe .jfif .png .webp .bmp .dib .tif .tiff .gif .heic .heif .avif".split()
+)
+
+
+class ImageSkipped(Exception):
+    """A file that cannot be used as a photo; ``str()`` is the reason."""
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """An upright RGB photo.
+
+    ``rgb`` may be a reduced copy of a very large original; multiply a box in
+    ``rgb`` pixels by ``1 / scale`` to get original pixels.
+    """
+
+    rgb: np.ndarray
+    scale: float = 1.0
+    original_size: tuple[int, int] = (0, 0)  # (width, height), upright
+
+
+@dataclass
+class Listing:
+    """What a folder walk found: photos to use, and what was passed over."""
+
+    images: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    ignored: int = 0  # files that are plainly not photos (e.g. notes.txt)
+
+
+def display_path(path: str) -> str:
+    """A printable form of a path whose name may not be valid UTF-8."""
+    return os.fsencode(path).decode("utf-8", errors="replace")
+
+
+def sniff_format(head: bytes) -> str | None:
+    """Name the image format from a file's first 16+ bytes, or ``None``."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "GIF"
+    if head.startswith(b"BM"):
+        return "BMP"
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return "TIFF"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "HEIF"
+    return None
+
+
+def _read_head(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(32)
+
+
+def _reason_for_oserror(error: OSError) -> str:
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    if error.errno == errno.ELOOP:
+        return "symlink loop"
+    if error.errno == errno.ENOENT:
+        return "broken symlink or vanished file"
+    return f"cannot read ({error.strerror or error})"
+
+
+def classify_file(path: str) -> str | None:
+    """Decide whether ``path`` is a photo to decode.
+
+    Returns ``None`` for a photo, otherwise raises :class:`ImageSkipped` (a
+    file that looks meant as a photo but is unusable) or returns ``"ignore"``
+    (a file that is plainly something else, such as ``notes.txt``).
+    """
+    named_like_image = os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
+    try:
+        info = os.stat(path)  # follows links: a dangling one raises here
+    except OSError as error:
+        if os.path.islink(path) or named_like_image:
+            raise ImageSkipped(_reason_for_oserror(error)) from None
+        return "ignore"
+    if not stat.S_ISREG(info.st_mode):
+        if named_like_image:
+            raise ImageSkipped("not a regular file")
+        return "ignore"
+    if info.st_size == 0:
+        if named_like_image:
+            raise ImageSkipped("empty file (0 bytes)")
+        return "ignore"
+    try:
+        head = _read_head(path)
+    except OSError as error:
+        if named_like_image:
+            raise ImageSkipped(_reason_for_oserror(error)) from None
+        return "ignore"
+    if sniff_format(head) is None:
+        if named_like_image:
+            raise ImageSkipped("not an image (unrecognised content)")
+        return "ignore"
+    return None
+
+
+def list_images(root: str) -> Listing:
+    """Walk ``root`` recursively and sort its files into photos and the rest.
+
+    Symlinked folders are followed once each (loops are cut); photos are
+    found by content, so names and extensions don't matter.  The result is
+    sorted, so every run sees the photos in the same order.
+    """
+    listing = Listing()
+    seen_dirs: set[tuple[int, int]] = set()
+
+    def walk_error(error: OSError) -> None:
+        listing.skipped.append((error.filename or root, _reason_for_oserror(error)))
+
+    for folder, dirnames, filenames in os.walk(root, followlinks=True, onerror=walk_error):
+        try:
+            info = os.stat(folder)
+        except OSError as error:
+            listing.skipped.append((folder, _reason_for_oserror(error)))
+            dirnames[:] = []
+            continue
+        key = (info.st_dev, info.st_ino)
+        if key in seen_dirs:  # a symlink back up the tree
+            dirnames[:] = []
+            continue
+        seen_dirs.add(key)
+        dirnames.sort()
+        for name in filenames:
+            path = os.path.join(folder, name)
+            try:
+                verdict = classify_file(path)
+            except ImageSkipped as skipped:
+                listing.skipped.append((path, str(skipped)))
+                continue
+            if verdict == "ignore":
+                listing.ignored += not name.startswith(".")  # hidden files are nobody's photos
+            else:
+                listing.images.append(path)
+    listing.images.sort()
+    listing.skipped.sort()
+    return listing
+
+
+def _to_rgb_array(image: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> 8-bit RGB, scaling 16/32-bit data rather than clipping it."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = values.max() if values.size else 0.0
+        if top > 255:  # 16-bit (or wider) data: rescale its full range to 8 bits
+            values = values * (255.0 / (65535.0 if top <= 65535 else top))
+        gray = np.clip(values, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.stack([gray] * 3, axis=-1))
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Put transparent areas on white, as a viewer would show them.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+
+
+def load_image(path: str, max_pixels: int = MAX_DECODE_PIXELS) -> LoadedImage:
+    """Decode the photo at ``path`` into an upright 8-bit RGB array.
+
+    Raises :class:`ImageSkipped` with a one-line reason when it can't.
+    Photos over ``max_pixels`` come back reduced, with ``scale`` < 1.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if image.format == "JPEG" and width * height > max_pixels:
+                    # JPEG can decode at 1/2, 1/4, 1/8 size without ever
+                    # holding the full-size pixels.
+                    factor = (max_pixels / (width * height)) ** 0.5
+                    image.draft("RGB", (int(width * factor), int(height * factor)))
+                image.seek(0)  # GIF/TIFF/HEIF: the first frame
+                image.load()
+                upright = ImageOps.exif_transpose(image)
+                turned = upright.size != image.size  # a quarter turn swaps the sides
+    except Image.DecompressionBombError:
+        raise ImageSkipped(f"too large to decode safely (over {MAX_SOURCE_PIXELS // 1_000_000} megapixels)") from None
+    except UnidentifiedImageError:
+        raise ImageSkipped("not an image (unrecognised content)") from None
+    except OSError as error:
+        if error.errno is not None:
+            raise ImageSkipped(_reason_for_oserror(error)) from None
+        raise ImageSkipped(f"corrupt or truncated image ({error})") from None
+    except (ValueError, SyntaxError, EOFError, MemoryError) as error:
+        raise ImageSkipped(f"corrupt image ({type(error).__name__}: {error})") from None
+
+    original_w, original_h = (height, width) if turned else (width, height)
+    if upright.width * upright.height > max_pixels:
+        factor = (max_pixels / (upright.width * upright.height)) ** 0.5
+        upright = upright.resize((max(1, int(upright.width * factor)), max(1, int(upright.height * factor))), Image.Resampling.LANCZOS)
+    rgb = _to_rgb_array(upright)
+    scale = rgb.shape[1] / original_w if original_w else 1.0
+    return LoadedImage(rgb=rgb, scale=scale, original_size=(original_w, original_h))

@@ -1,0 +1,63 @@
+"""The face record that every stage passes along, and the one box convention.
+
+A *record* is the tutorial's plain dict, so a pickle written here loads in the
+tutorial's own scripts and the other way round::
+
+    {"imagePath": str, "loc": (top, right, bottom, left), "encoding": ndarray[128] float64}
+
+Boxes are always ``(top, right, bottom, left)`` in pixels of the original,
+upright (EXIF-rotated) photo -- face_recognition's convention.  dlib rectangles
+and OpenCV ``(x, y, w, h)`` are converted only at the edges, here.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+import numpy as np
+
+Box = tuple[int, int, int, int]
+"""``(top, right, bottom, left)`` in original-image pixels."""
+
+ENCODING_SIZE = 128
+
+
+class FaceRecord(TypedDict):
+    imagePath: str
+    loc: Box
+    encoding: np.ndarray
+
+
+def make_record(image_path: str, box: Box, encoding: np.ndarray) -> FaceRecord:
+    """Build one record, normalising types to the tutorial's (ints, float64)."""
+    top, right, bottom, left = (int(v) for v in box)
+    return {
+        "imagePath": image_path,
+        "loc": (top, right, bottom, left),
+        "encoding": np.asarray(encoding, dtype=np.float64).reshape(ENCODING_SIZE),
+    }
+
+
+def scale_box(box: Box, factor: float) -> Box:
+    """Multiply every coordinate by ``factor`` (e.g. to map a detection back
+    from a resized copy to the original photo), rounding to whole pixels."""
+    return tuple(int(round(v * factor)) for v in box)  # type: ignore[return-value]
+
+
+def clip_box(box: Box, width: int, height: int) -> Box:
+    """Clip a box to the image: detector boxes may overhang the picture."""
+    top, right, bottom, left = box
+    return (max(0, top), min(width, right), min(height, bottom), max(0, left))
+
+
+def box_from_dlib(rect) -> Box:
+    """dlib.rectangle -> ``(top, right, bottom, left)``."""
+    return (rect.top(), rect.right(), rect.bottom(), rect.left())
+
+
+def box_to_dlib(box: Box):
+    """``(top, right, bottom, left)`` -> dlib.rectangle."""
+    import dlib
+
+    top, right, bottom, left = box
+    return dlib.rectangle(left, top, right, bottom)

@@ -1,0 +1,176 @@
+"""The encodings file: the tutorial's pickle, read as untrusted input, written atomically.
+
+Format (unchanged from the tutorial, so either side reads the other's file)::
+
+    [{"imagePath": str, "loc": (top, right, bottom, left), "encoding": ndarray(128,) float64}, ...]
+
+Reading never trusts the file: :class:`RestrictedUnpickler` admits only the
+few numpy globals an array needs, so a pickle that would run code is refused
+before anything it names is imported or called; then every record is checked.
+Writing goes to a temporary file that replaces the old one only when whole.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .records import ENCODING_SIZE, FaceRecord
+
+# What unpickling a list of dicts of str, int tuples and float arrays needs
+# (numpy 1.x and 2.x spell the module differently; protocol 5 uses _frombuffer).
+_ALLOWED_GLOBALS = frozenset(
+    {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+    }
+)
+PICKLE_PROTOCOL = 4  # readable by every Python 3 the tutorial ran on
+
+
+class EncodingsError(Exception):
+    """The encodings file can't be used; ``str()`` is a one-line reason."""
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only the numpy names an encodings file needs."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise EncodingsError(
+                f"refused: the file asks for {module}.{name}, which an encodings file never needs "
+                "(it may be malicious); nothing in it was run"
+            )
+        with _quiet_numpy_core():
+            return super().find_class(module, name)
+
+
+class _quiet_numpy_core:
+    """numpy 2 warns when a 1.x-era pickle names ``numpy.core``; that is expected here."""
+
+    def __enter__(self):
+        import warnings
+
+        self._catch = warnings.catch_warnings()
+        self._catch.__enter__()
+        warnings.simplefilter("ignore", DeprecationWarning)
+
+    def __exit__(self, *exc):
+        return self._catch.__exit__(*exc)
+
+
+def _check_record(index: int, record: object) -> FaceRecord:
+    where = f"record {index}"
+    if not isinstance(record, dict):
+        raise EncodingsError(f"{where} is a {type(record).__name__}, expected a dict")
+    missing = {"imagePath", "loc", "encoding"} - record.keys()
+    if missing:
+        raise EncodingsError(f"{where} lacks {', '.join(sorted(missing))}")
+    path, loc, encoding = record["imagePath"], record["loc"], record["encoding"]
+    if not isinstance(path, str):
+        raise EncodingsError(f"{where}: imagePath is a {type(path).__name__}, expected a string")
+    if not (isinstance(loc, (tuple, list)) and len(loc) == 4 and all(isinstance(v, (int, np.integer)) for v in loc)):
+        raise EncodingsError(f"{where}: loc must be 4 whole numbers (top, right, bottom, left)")
+    if not isinstance(encoding, np.ndarray) or encoding.dtype.kind not in "fiu":
+        raise EncodingsError(f"{where}: encoding is not a numeric array")
+    if encoding.size != ENCODING_SIZE:
+        raise EncodingsError(f"{where}: encoding has {encoding.size} values, expected {ENCODING_SIZE}")
+    if not np.all(np.isfinite(encoding)):
+        raise EncodingsError(f"{where}: encoding holds NaN or infinite values")
+    return {
+        "imagePath": path,
+        "loc": tuple(int(v) for v in loc),  # type: ignore[typeddict-item]
+        "encoding": np.asarray(encoding, dtype=np.float64).reshape(ENCODING_SIZE),
+    }
+
+
+def load_encodings(path: str | os.PathLike) -> list[FaceRecord]:
+    """Read and check an encodings file.  Raises :class:`EncodingsError`."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise EncodingsError("no such file (run encode_faces.py first)") from None
+    except IsADirectoryError:
+        raise EncodingsError("is a folder, not an encodings file") from None
+    except OSError as error:
+        raise EncodingsError(f"cannot read it ({error.strerror})") from None
+    if not data:
+        raise EncodingsError("the file is empty")
+    try:
+        records = RestrictedUnpickler(io.BytesIO(data)).load()
+    except EncodingsError:
+        raise
+    except (pickle.UnpicklingError, EOFError) as error:
+        raise EncodingsError(f"not a valid pickle or truncated ({error or 'ran out of data'})") from None
+    except Exception as error:  # anything else a crafted or damaged stream provokes
+        raise EncodingsError(f"not a readable encodings file ({type(error).__name__}: {error})") from None
+    if not isinstance(records, list):
+        raise EncodingsError(f"holds a {type(records).__name__}, expected a list of face records")
+    return [_check_record(index, record) for index, record in enumerate(records)]
+
+
+class _TutorialCompatiblePickler(pickle._Pickler):  # type: ignore[name-defined]
+    """Names numpy's array rebuilder as ``numpy.core.multiarray``.
+
+    numpy 2 calls it ``numpy._core.multiarray``, which numpy 1.x cannot import;
+    the old name still resolves in numpy 2, so both read our files.
+    """
+
+    def save_global(self, obj, name=None):
+        if getattr(obj, "__name__", None) == "_reconstruct" and "multiarray" in getattr(obj, "__module__", ""):
+            self.save("numpy.core.multiarray")
+            self.save("_reconstruct")
+            self.write(pickle.STACK_GLOBAL)
+            self.memoize(obj)
+            return
+        super().save_global(obj, name)
+
+
+def dumps_encodings(records: list[FaceRecord]) -> bytes:
+    buffer = io.BytesIO()
+    _TutorialCompatiblePickler(buffer, protocol=PICKLE_PROTOCOL).dump(list(records))
+    return buffer.getvalue()
+
+
+def write_atomically(path: str | os.PathLike, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old file or the new, never half."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+    try:
+        directory = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError:
+        pass
+
+
+def save_encodings(path: str | os.PathLike, records: list[FaceRecord]) -> None:
+    """Write records in the tutorial's format, atomically."""
+    write_atomically(path, dumps_encodings(records))

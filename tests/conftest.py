@@ -1,0 +1,59 @@
+"""Shared fixtures.
+
+Real-face tests read ../shared/datasets through ``FACES_DATA`` (``.ci/run`` and
+``make test`` set it).  When the variable is set and the data is missing the
+tests *fail*; only when it is unset do they skip, with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def _faces_data() -> Path:
+    value = os.environ.get("FACES_DATA")
+    if not value:
+        pytest.skip("FACES_DATA is not set: real-face tests need ../shared/datasets")
+    path = Path(value)
+    if not (path / "lfw-deepfunneled").is_dir():
+        pytest.fail(f"FACES_DATA={value} is set but holds no lfw-deepfunneled/ folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def faces_data() -> Path:
+    """The real labelled photos (``lfw-deepfunneled/``, ``face_recognition_examples/`` ...)."""
+    return _faces_data()
+
+
+@pytest.fixture(scope="session")
+def lfw(faces_data: Path) -> Path:
+    return faces_data / "lfw-deepfunneled"
+
+
+@pytest.fixture(scope="session")
+def fr_examples(faces_data: Path) -> Path:
+    path = faces_data / "face_recognition_examples"
+    if not path.is_dir():
+        pytest.fail(f"{path} is missing")
+    return path
+
+
+def run_script(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run one of the project's scripts the way a user would, capturing output."""
+    full_env = dict(os.environ)
+    full_env.pop("DISPLAY", None)
+    full_env.pop("WAYLAND_DISPLAY", None)
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [PYTHON, *args], cwd=cwd or ROOT, env=full_env, capture_output=True, text=True, timeout=timeout
+    )

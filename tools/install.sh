@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Create .venv/ at the repository root and install the project into it.
+#
+#   DLIB=auto (default)  dlib with CUDA when an NVIDIA GPU and nvcc are present,
+#                        otherwise the prebuilt dlib-bin wheel (seconds, no compiler)
+#   DLIB=bin             always the prebuilt dlib-bin wheel
+#   DLIB=cuda            always build dlib from source (with CUDA if the toolkit is found)
+#   EXTRA=requirements-dev.txt  also install the test requirements
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+DLIB=${DLIB:-auto}
+VENV=.venv
+
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "[ERROR] Python 3.11 or newer is needed (found: $("$PYTHON" --version 2>&1))" >&2
+    exit 2
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+        rm -rf "$VENV"
+        # Debian/Ubuntu ship venv separately.
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            echo "[INFO] installing python3-venv with apt-get"
+            apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+            "$PYTHON" -m venv "$VENV"
+        else
+            echo "[ERROR] '$PYTHON -m venv' failed: install python3-venv (sudo apt-get install python3-venv)" >&2
+            exit 2
+        fi
+    fi
+fi
+PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
+
+if [ "$DLIB" = auto ]; then
+    if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 && command -v nvcc >/dev/null; then
+        DLIB=cuda
+    else
+        DLIB=bin
+    fi
+fi
+
+requirements=requirements.txt
+if [ "$DLIB" = cuda ]; then
+    requirements=$(mktemp)
+    grep -v '^dlib-bin' requirements.txt > "$requirements"
+fi
+$PIP install -r "$requirements" ${EXTRA:+-r "$EXTRA"}
+if [ "$DLIB" = cuda ]; then
+    echo "[INFO] building dlib from source with CUDA (takes several minutes)"
+    $VENV/bin/python -m pip uninstall -y -q dlib-bin 2>/dev/null || true
+    $PIP install --no-binary dlib dlib==20.0.0
+else
+    $VENV/bin/python -m pip uninstall -y -q dlib 2>/dev/null || true
+fi
+# --no-deps: its `dlib` requirement would compile dlib; dlib-bin (or the CUDA
+# build above) already provides the module.
+$PIP install --no-deps -r requirements-nodeps.txt
+
+# Prove the models load (this is where a missing pkg_resources used to bite).
+$VENV/bin/python -c 'from facecluster.faces import models, cuda_available; models(); print("[INFO] face models ready; dlib CUDA:", cuda_available())'
