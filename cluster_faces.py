@@ -118,11 +118,11 @@ def write_outputs(output: str, data, labels, montages) -> None:
     write_clusters_csv(os.path.join(output, "clusters.csv"), data, labels)
     write_clusters_json(os.path.join(output, "clusters.json"), data, labels,
                         {"method": args["method"], "encodings": args["encodings"]})
-    gallery = write_gallery(output, data, labels, dict(zip((label for label, _ in montages), files)))
-    print(f"[INFO] wrote {len(files)} montages, clusters.csv, clusters.json and {gallery}")
-    if args["organize"]:
+    if args["organize"]:  # before the gallery, which links to the person folders
         done = organize(output, data, labels, args["organize"])
         print(f"[INFO] {done.placed} photos sorted into {len(done.folders)} folders in {output}/ ({done.mode})")
+    gallery = write_gallery(output, data, labels, dict(zip((label for label, _ in montages), files)))
+    print(f"[INFO] wrote {len(files)} montages, clusters.csv, clusters.json and {gallery}")
 
 
 if __name__ == "__main__":

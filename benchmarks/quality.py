@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import os
 import pickle
+from collections import Counter
 import platform
 import sys
 import time
@@ -118,7 +120,9 @@ def load_or_encode(cache: str, image_paths: list[str]) -> list[dict]:
         if set(image_paths) <= {r["imagePath"] for r in data} | _faceless(cache):
             return data
         print(f"[WARN] {cache} does not cover the subset: re-encoding", file=sys.stderr)
+    start = time.perf_counter()
     data = encode_tutorial(image_paths)
+    seconds = time.perf_counter() - start
     os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)
     tmp = cache + ".tmp"
     with open(tmp, "wb") as handle:
@@ -127,6 +131,9 @@ def load_or_encode(cache: str, image_paths: list[str]) -> list[dict]:
     found = {r["imagePath"] for r in data}
     with open(cache + ".noface.txt", "w") as handle:  # so the cache check knows them
         handle.writelines(p + "\n" for p in image_paths if p not in found)
+    with open(cache + ".meta.json", "w") as handle:
+        json.dump({"images": len(image_paths), "faces": len(data), "seconds": round(seconds, 1),
+                   "date": _dt.date.today().isoformat(), "cores": os.cpu_count()}, handle)
     return data
 
 
@@ -136,3 +143,267 @@ def _faceless(cache: str) -> set[str]:
             return {line.rstrip("\n") for line in handle}
     except OSError:
         return set()
+
+
+# --------------------------------------------------------------------------
+# Sweeps
+# --------------------------------------------------------------------------
+
+def _grid(start: float, stop: float, step: float) -> list[float]:
+    return [round(start + i * step, 3) for i in range(int(round((stop - start) / step)) + 1)]
+
+
+SWEEPS = {
+    "dbscan": [{"eps": e, "min_samples": m} for m in (2, 3, 5) for e in _grid(0.35, 0.6, 0.05)],
+    "chinese-whispers": [{"threshold": t} for t in _grid(0.35, 0.6, 0.025)],
+    "agglomerative": [{"threshold": t} for t in _grid(0.4, 0.7, 0.025)],
+}
+QUICK_SWEEPS = {
+    "dbscan": [{"eps": e, "min_samples": m} for m in (2, 5) for e in (0.4, 0.45, 0.5)],
+    "chinese-whispers": [{"threshold": t} for t in (0.45, 0.475, 0.5)],
+    "agglomerative": [{"threshold": t} for t in (0.5, 0.55, 0.6)],
+}
+
+
+def run_one(X: np.ndarray, identities: list, method: str, params: dict, *, jobs: int, seed: int = 0) -> dict:
+    """Cluster once with facecluster and score it; adds ``seconds``."""
+    from facecluster.clustering import cluster_encodings
+    from facecluster.evaluation import evaluate
+
+    start = time.perf_counter()
+    labels = cluster_encodings(X, method, jobs=jobs, seed=seed, **params)
+    seconds = time.perf_counter() - start
+    return {**evaluate(labels, identities), "seconds": seconds, "labels": labels}
+
+
+def run_dlib(X: np.ndarray, identities: list, threshold: float) -> dict:
+    """dlib's own chinese_whispers_clustering, the reference our seeded
+    implementation must match in quality."""
+    import dlib
+
+    from facecluster.clustering import _canonical_labels
+    from facecluster.evaluation import evaluate
+
+    start = time.perf_counter()
+    raw = dlib.chinese_whispers_clustering([dlib.vector(row) for row in X.tolist()], threshold)
+    labels = _canonical_labels(np.asarray(raw))
+    return {**evaluate(labels, identities), "seconds": time.perf_counter() - start, "labels": labels}
+
+
+def _fmt_params(params: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+ROW_HEAD = ("| {what} | clusters | outliers | pair P | pair R | **pair F1** | BCubed P | BCubed R | **BCubed F1** "
+            "| NMI | ARI | time (s) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def _row(label: str, m: dict, bold: bool = False) -> str:
+    cells = [label, str(m["clusters"]), str(m["outliers"])] + [
+        f"{m[k]:.3f}" for k in ("pairwise_precision", "pairwise_recall", "pairwise_f1",
+                                "bcubed_precision", "bcubed_recall", "bcubed_f1", "nmi", "ari")
+    ] + [f"{m['seconds']:.2f}"]
+    if bold:
+        cells = [f"**{c}**" for c in cells]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _is_default(method: str, params: dict) -> bool:
+    from facecluster.clustering import DEFAULTS
+
+    return all(abs(params.get(k, v) - v) < 1e-9 for k, v in DEFAULTS[method].items())
+
+
+def sweep(X: np.ndarray, identities: list, sweeps: dict, *, jobs: int, with_dlib: bool) -> tuple[list[str], dict]:
+    """Run every grid point; return markdown lines and the best run per method."""
+    lines, best = [], {}
+    for method, grid in sweeps.items():
+        lines += ["", f"### {method}", "", ROW_HEAD.format(what="parameters")]
+        for params in grid:
+            m = run_one(X, identities, method, params, jobs=jobs)
+            print(f"{method:17s} {_fmt_params(params):28s} clusters {m['clusters']:4d} outliers {m['outliers']:4d} "
+                  f"pairF1 {m['pairwise_f1']:.3f} BCubedF1 {m['bcubed_f1']:.3f} {m['seconds']:.2f}s", flush=True)
+            lines.append(_row(_fmt_params(params), m, bold=_is_default(method, params)))
+            if m["pairwise_f1"] > best.get(method, ({}, {"pairwise_f1": -1}))[1]["pairwise_f1"]:
+                best[method] = (params, m)
+        if method == "chinese-whispers" and with_dlib:
+            lines += ["", "dlib's own `chinese_whispers_clustering` (fixed internal seed) at the same thresholds,"
+                      " for comparison:", "", ROW_HEAD.format(what="dlib threshold")]
+            for params in grid:
+                m = run_dlib(X, identities, params["threshold"])
+                print(f"{'dlib-cw':17s} {_fmt_params(params):28s} clusters {m['clusters']:4d} "
+                      f"pairF1 {m['pairwise_f1']:.3f} BCubedF1 {m['bcubed_f1']:.3f} {m['seconds']:.2f}s", flush=True)
+                lines.append(_row(_fmt_params(params), m))
+    return lines, best
+
+
+def defaults_table(sets: dict[str, tuple[np.ndarray, list]], *, jobs: int) -> list[str]:
+    """Each method at its defaults on each named set."""
+    from facecluster.clustering import METHODS
+
+    lines = [ROW_HEAD.format(what="set / method")]
+    for name, (X, identities) in sets.items():
+        for method in METHODS:
+            m = run_one(X, identities, method, {}, jobs=jobs)
+            lines.append(_row(f"{name} / {method}", m))
+    return lines
+
+
+def five_person_sets(X: np.ndarray, identities: list, *, jobs: int) -> list[str]:
+    """Clean 5-person sets: the repeated identities taken 5 at a time in name
+    order (no outliers).  How often does each method find exactly 5 people?"""
+    from facecluster.clustering import METHODS
+
+    counts = Counter(p for p in identities if p is not None)
+    people = sorted(p for p, c in counts.items() if c >= 5)  # the >= 10-image identities, not singletons
+    groups = [people[i:i + 5] for i in range(0, len(people) - 4, 5)]
+    lines = ["| method (defaults) | sets | exactly 5 clusters | mean pair F1 | min pair F1 | mean BCubed F1 "
+             "| min BCubed F1 |", "|---|---:|---:|---:|---:|---:|---:|"]
+    ident = np.asarray([p if p is not None else "" for p in identities], dtype=object)
+    for method in METHODS:
+        exact, pf, bf = 0, [], []
+        for group in groups:
+            rows = np.flatnonzero(np.isin(ident, group))
+            m = run_one(X[rows], [identities[i] for i in rows], method, {}, jobs=jobs)
+            exact += m["clusters"] == 5
+            pf.append(m["pairwise_f1"])
+            bf.append(m["bcubed_f1"])
+        lines.append(f"| {method} | {len(groups)} | {exact} | {np.mean(pf):.3f} | {min(pf):.3f} "
+                     f"| {np.mean(bf):.3f} | {min(bf):.3f} |")
+    return lines
+
+
+def seed_spread(X: np.ndarray, identities: list, *, jobs: int, seeds: int = 5) -> str:
+    from facecluster.clustering import DEFAULTS
+
+    f1 = [run_one(X, identities, "chinese-whispers", {}, jobs=jobs, seed=s)["pairwise_f1"] for s in range(seeds)]
+    return (f"chinese-whispers at threshold {DEFAULTS['chinese-whispers']['threshold']}, seeds 0-{seeds - 1}: "
+            f"pairwise F1 {min(f1):.3f} .. {max(f1):.3f}")
+
+
+# --------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------
+
+def _machine() -> str:
+    import sklearn
+
+    try:
+        import dlib
+        dlib_version = dlib.__version__
+    except ImportError:  # pragma: no cover
+        dlib_version = "absent"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, Python "
+            f"{platform.python_version()}, numpy {np.__version__}, scikit-learn {sklearn.__version__}, dlib {dlib_version}")
+
+
+def _records_arrays(data: list[dict]) -> tuple[np.ndarray, list[str]]:
+    return np.asarray([r["encoding"] for r in data], dtype=np.float64), [r["imagePath"] for r in data]
+
+
+def _describe(data: list[dict], n_images: int | None) -> str:
+    per_image: dict[str, int] = {}
+    for r in data:
+        per_image[r["imagePath"]] = per_image.get(r["imagePath"], 0) + 1
+    text = f"{len(data)} faces from {len(per_image)} images"
+    if n_images is not None:
+        text += f" ({n_images} in the subset; {n_images - len(per_image)} with no face found"
+        text += f", {sum(1 for v in per_image.values() if v > 1)} with more than one)"
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lfw", help="LFW deep-funneled folder (default: $FACES_DATA/lfw-deepfunneled)")
+    parser.add_argument("--cache", default=DEFAULT_CACHE, help="encodings cache for bench-3474 (tutorial pickle)")
+    parser.add_argument("--encodings", help="score this tutorial-format pickle instead of the LFW subsets")
+    parser.add_argument("--labels", default="folders", help="'folders' or a CSV with path,identity (with --encodings)")
+    parser.add_argument("--dataset-root", help="folder the CSV's paths are relative to (with --encodings)")
+    parser.add_argument("--out", help="markdown report (default: benchmarks/results/quality-lfw-bench.md, "
+                        "or quality-<encodings name>.md)")
+    parser.add_argument("--quick", action="store_true", help="a few grid points only")
+    parser.add_argument("--no-dlib", action="store_true", help="skip the dlib chinese-whispers reference runs")
+    parser.add_argument("--jobs", type=int, default=1, help="n_jobs for the neighbour searches (default 1)")
+    args = parser.parse_args(argv)
+
+    from facecluster.clustering import DEFAULTS
+    from facecluster.evaluation import read_labels
+
+    sweeps = QUICK_SWEEPS if args.quick else SWEEPS
+    sets: dict[str, tuple[np.ndarray, list]] = {}
+    notes: list[str] = []
+    if args.encodings:
+        with open(args.encodings, "rb") as handle:
+            data = pickle.loads(handle.read())
+        X, paths = _records_arrays(data)
+        identities = read_labels(args.labels, paths, args.dataset_root)
+        name = os.path.splitext(os.path.basename(args.encodings))[0]
+        sets[name] = (X, identities)
+        out = args.out or str(ROOT / "benchmarks" / "results" / f"quality-{name}.md")
+        title = f"Clustering quality on `{args.encodings}` (labels: `{args.labels}`)"
+        notes.append(f"- {_describe(data, None)}; {sum(i is not None for i in identities)} labelled.")
+    else:
+        lfw = args.lfw or os.path.join(os.environ.get("FACES_DATA", str(ROOT.parent / "shared" / "datasets")),
+                                       "lfw-deepfunneled")
+        if not os.path.isdir(lfw):
+            parser.error(f"no LFW folder at {lfw}; pass --lfw or set FACES_DATA")
+        bench_paths = lfw_subset(lfw, "bench-3474")
+        data = load_or_encode(args.cache, bench_paths)
+        X, paths = _records_arrays(data)
+        identities = read_labels("folders", paths, lfw)
+        sets["bench-3474"] = (X, identities)
+        demo = set(lfw_subset(lfw, "demo"))
+        rows = [i for i, p in enumerate(paths) if p in demo]
+        sets["demo"] = (X[rows], [identities[i] for i in rows])
+        out = args.out or str(DEFAULT_OUT)
+        title = "Clustering quality on LFW (bench-3474 and demo subsets)"
+        notes.append(f"- bench-3474: {_describe(data, len(bench_paths))}. Every face is labelled with its "
+                     "image's folder, so a background face detected in an LFW photo counts as that person: "
+                     "a small, equal penalty for every method.")
+        notes.append(f"- demo: {_describe([data[i] for i in rows], len(demo))}.")
+        try:
+            with open(args.cache + ".meta.json") as handle:
+                meta = json.load(handle)
+            notes.append(f"- Encoding (tutorial loop, HOG, upsample 1, one process): {meta['seconds']:.0f} s "
+                         f"for {meta['images']} images on {meta['cores']} cores, {meta['date']}.")
+        except (OSError, ValueError, KeyError):
+            pass
+
+    main_name = next(iter(sets))
+    X, identities = sets[main_name]
+    print(f"[INFO] {main_name}: {len(X)} faces, {sum(i is not None for i in identities)} labelled", file=sys.stderr)
+    lines = [f"# {title}", "",
+             f"Written by `benchmarks/quality.py` on {_dt.date.today().isoformat()}; machine: {_machine()}; "
+             f"jobs={args.jobs}.", ""]
+    lines += notes
+    lines += ["", "Pairwise scores count pairs of faces (large clusters weigh most); BCubed scores are per face. "
+              "Outliers (-1) count as clusters of one. Defaults in bold: "
+              + "; ".join(f"{m} {_fmt_params(p)}" for m, p in DEFAULTS.items()) + ".", ""]
+    lines += ["## Each method at its defaults", ""] + defaults_table(sets, jobs=args.jobs)
+    if not args.encodings:
+        lines += ["", "## Clean 5-person sets", "",
+                  "The bench identities with >= 10 images, 5 at a time in name order (up to 30 "
+                  "images each, no outliers).", ""]
+        lines += five_person_sets(X, identities, jobs=args.jobs)
+    sweep_lines, best = sweep(X, identities, sweeps, jobs=args.jobs, with_dlib=not args.no_dlib)
+    lines += ["", f"## Sweeps on {main_name}"] + sweep_lines
+    lines += ["", "## Best pairwise F1 per method", ""]
+    lines += [f"- {m}: {_fmt_params(p)} -> pairwise F1 {r['pairwise_f1']:.3f}, BCubed F1 {r['bcubed_f1']:.3f}, "
+              f"{r['clusters']} clusters, {r['outliers']} outliers" for m, (p, r) in best.items()]
+    lines += ["", "- " + seed_spread(X, identities, jobs=args.jobs)]
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    print(f"[INFO] wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

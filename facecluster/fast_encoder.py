@@ -284,7 +284,7 @@ def _build_program(layers: list[_Layer]):
     blocks = []
     while i < len(layers) and kinds[i] == "con":
         c1, a1, _, c2, a2 = take("con", "affine", "relu", "con", "affine")
-        down = kinds[i] == "avgpool"
+        down = i < len(kinds) and kinds[i] == "avgpool"
         if down:
             (ap,) = take("avgpool")
             p = ap.params
@@ -356,10 +356,15 @@ class FastEncoder:
         path = os.fspath(model_path) if model_path is not None else default_model_path()
         with open(path, "rb") as f:
             data = f.read()
-        means, layers = _parse(data)
+        try:
+            means, layers = _parse(data)
+            self._stem, self._blocks, self._fc = _build_program(layers)
+        except ModelFormatError as exc:
+            raise ModelFormatError(f"{path}: {exc}") from None
+        except (IndexError, ValueError, UnicodeDecodeError) as exc:  # garbage in the file
+            raise ModelFormatError(f"{path}: not a dlib face recognition model ({exc})") from None
         self.model_path = path
         self._mean = np.array(means, dtype=np.float32)
-        self._stem, self._blocks, self._fc = _build_program(layers)
 
     def _forward(self, chips: np.ndarray) -> np.ndarray:
         # input_rgb_image_sized: (pixel - mean) / 256, per channel, in float32

@@ -36,7 +36,6 @@ MAX_DECODE_PIXELS = 64_000_000
 # Above this, a non-JPEG would need too much memory to decode at all.
 MAX_SOURCE_PIXELS = 250_000_000
 Image.MAX_IMAGE_PIXELS = MAX_SOURCE_PIXELS // 2  # Pillow refuses at 2x this
-ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated photo is reported, not half-read
 
 # First bytes of each format we decode.  HEIF-family files are ISO-BMFF boxes.
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif")
@@ -212,6 +211,9 @@ def load_image(path: str, max_pixels: int = MAX_DECODE_PIXELS) -> LoadedImage:
     Raises :class:`ImageSkipped` with a one-line reason when it can't.
     Photos over ``max_pixels`` come back reduced, with ``scale`` < 1.
     """
+    # A truncated photo is reported, not half-read.  Set on every call because
+    # importing face_recognition turns this global on.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

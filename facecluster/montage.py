@@ -22,7 +22,6 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from pathlib import Path
 
 import cv2
 import numpy as np

@@ -29,9 +29,11 @@ from urllib.parse import quote
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from .images import ImageSkipped, LoadedImage, display_path, load_image
 from .montage import (
+    TILE_SIZE,
     UNKNOWN_LABEL,
     montage_filename,
     montage_title,
@@ -359,7 +361,10 @@ def face_thumbnail(image: LoadedImage, box: Box, size: int = THUMB_SIZE, margin:
     clipped to the photo; the longest side of the result is ``size``.
     A box with nothing inside the photo gives a gray square.
     """
-    top, right, bottom, left = scale_box(box, image.scale)
+    try:
+        top, right, bottom, left = scale_box(tuple(int(v) for v in box), image.scale)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):  # not four numbers: a damaged record
+        return placeholder_tile(size)
     half = max(bottom - top, right - left) * (0.5 + margin)
     middle_y, middle_x = (top + bottom) / 2, (left + right) / 2
     square = (int(middle_y - half), int(middle_x + half), int(middle_y + half), int(middle_x - half))
@@ -395,7 +400,7 @@ def _write_thumbnails(out_dir: str, records: Sequence[FaceRecord]) -> dict[int, 
             image = None
         for index in indices:
             name = f"face_{index:05d}.jpg"
-            tile = placeholder_tile(THUMB_SIZE) if image is None else face_thumbnail(image, _box(records[index]))
+            tile = placeholder_tile(THUMB_SIZE) if image is None else face_thumbnail(image, records[index]["loc"])
             write_image(os.path.join(thumbs, name), tile, quality=85)
             written[index] = f"{THUMBS_DIR}/{name}"
     wanted = {os.path.basename(relative) for relative in written.values()}
@@ -437,6 +442,26 @@ def _montage_map(montage_files) -> dict[int, str]:
     return mapped
 
 
+MONTAGE_WIDTH = 240  # CSS pixels a montage is shown at in the gallery
+
+
+def _montage_height(path: str, faces: int) -> int:
+    """Shown height of a montage cropped to its filled rows of tiles.
+
+    A small cluster fills only the montage's first row(s); the rest is black
+    padding, which the page leaves out (the link still opens the whole file).
+    """
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, ValueError):
+        return MONTAGE_WIDTH
+    columns = max(1, width // TILE_SIZE)
+    rows = max(1, height // TILE_SIZE)
+    used = min(rows, max(1, -(-faces // columns)))
+    return round(MONTAGE_WIDTH * (height * used / rows) / width)
+
+
 _CSS = """
 :root {
   color-scheme: light dark;
@@ -465,7 +490,8 @@ section h2 { margin: 0; font-size: 19px; }
 .meta a { color: var(--accent); }
 .body { display: flex; flex-wrap: wrap; gap: 20px; align-items: flex-start; }
 .body > a { flex: none; line-height: 0; }
-.montage { width: 240px; height: auto; border-radius: 8px; border: 1px solid var(--line); }
+.montage { width: 240px; object-fit: cover; object-position: top; border-radius: 8px;
+           border: 1px solid var(--line); background: #000; }
 .faces { display: flex; flex-wrap: wrap; gap: 6px; flex: 1 1 320px; align-content: flex-start; }
 .faces a { display: block; line-height: 0; border-radius: 6px; outline-offset: 2px; }
 .faces img { width: 72px; height: 72px; object-fit: cover; border-radius: 6px; background: var(--line); }
@@ -513,9 +539,10 @@ def write_gallery(
         montage = ""
         if label in montages and os.path.isfile(montages[label]):
             source = esc(_href(montages[label], out_dir))
+            height = _montage_height(montages[label], len(members))
             montage = (
-                f'<a href="{source}"><img class="montage" src="{source}" '
-                f'alt="{esc(heading)} montage" width="240" height="240"></a>'
+                f'<a href="{source}" title="full montage"><img class="montage" src="{source}" '
+                f'alt="{esc(heading)} montage" width="{MONTAGE_WIDTH}" height="{height}"></a>'
             )
         faces = []
         for i in members:

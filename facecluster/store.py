@@ -24,6 +24,7 @@ from .records import ENCODING_SIZE, FaceRecord
 
 # What unpickling a list of dicts of str, int tuples and float arrays needs
 # (numpy 1.x and 2.x spell the module differently; protocol 5 uses _frombuffer).
+# Each only builds data; none can run code or touch files.
 _ALLOWED_GLOBALS = frozenset(
     {
         ("numpy", "ndarray"),
@@ -34,6 +35,7 @@ _ALLOWED_GLOBALS = frozenset(
         ("numpy._core.multiarray", "scalar"),
         ("numpy.core.numeric", "_frombuffer"),
         ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),  # protocol 2 stores the arrays' bytes through it
     }
 )
 PICKLE_PROTOCOL = 4  # readable by every Python 3 the tutorial ran on

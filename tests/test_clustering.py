@@ -131,7 +131,12 @@ def test_tiny_inputs(method):
 @pytest.mark.parametrize("method", ["chinese-whispers", "agglomerative"])
 def test_threshold_none_means_the_default(method):
     default = DEFAULTS[method]["threshold"]
-    X = random_cloud(default / 16 / 1.05)  # median distance just under the default
+    from scipy.spatial.distance import pdist
+
+    X = random_cloud(0.05)
+    # Scale so the default falls where the grouping is most sensitive: among
+    # the closest pairs for chinese-whispers, mid-range for average linkage.
+    X *= default / np.quantile(pdist(X), 0.05 if method == "chinese-whispers" else 0.5)
     labels = cluster_encodings(X, method)
     assert np.array_equal(labels, cluster_encodings(X, method, threshold=default))
     assert not np.array_equal(labels, cluster_encodings(X, method, threshold=default * 0.9))

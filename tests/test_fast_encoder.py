@@ -1,0 +1,187 @@
+"""facecluster.fast_encoder computes dlib's face encodings with numpy.
+
+Every comparison is against dlib itself (``face_recognition_model_v1``, the
+network face_recognition uses) and holds each face to a max abs difference of
+1e-4; in practice the two agree to a few 1e-7.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facecluster import fast_encoder as fe
+
+ROOT = Path(__file__).resolve().parent.parent
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def dlib_net():
+    import dlib
+    import face_recognition_models
+
+    return dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return fe.load_encoder()
+
+
+def _dlib_chip_encodings(net, chips: np.ndarray) -> np.ndarray:
+    return np.array([np.array(net.compute_face_descriptor(np.ascontiguousarray(c))) for c in chips])
+
+
+def _synthetic_chips(n: int, seed: int = 0) -> np.ndarray:
+    """Noise, flat and smooth chips: inputs dlib must agree on too."""
+    rng = np.random.default_rng(seed)
+    chips = rng.integers(0, 256, (n, fe.CHIP_SIZE, fe.CHIP_SIZE, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0 : fe.CHIP_SIZE, 0 : fe.CHIP_SIZE]
+    chips[0] = 0
+    chips[1] = 255
+    if n > 2:
+        chips[2, ..., 0] = (xx * 255 // 149).astype(np.uint8)
+        chips[2, ..., 1] = (yy * 255 // 149).astype(np.uint8)
+        chips[2, ..., 2] = 128
+    return chips
+
+
+# --- no data needed ---------------------------------------------------------
+
+
+def test_import_loads_no_model():
+    code = (
+        "import sys, facecluster.fast_encoder as fe; "
+        "assert fe._ENCODERS == {}, 'model parsed at import'; "
+        "assert 'dlib' not in sys.modules, 'dlib imported at import'; "
+        "print('ok')"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
+def test_load_encoder_is_cached(encoder):
+    assert fe.load_encoder() is encoder
+    assert fe.load_encoder(encoder.model_path) is encoder
+
+
+def test_matches_dlib_on_synthetic_chips(encoder, dlib_net):
+    chips = _synthetic_chips(6)
+    got = encoder.encode_chips(chips)
+    ref = _dlib_chip_encodings(dlib_net, chips)
+    assert got.shape == (6, 128) and got.dtype == np.float64
+    assert np.abs(got - ref).max() <= TOL
+
+
+def test_batch_size_does_not_change_results(encoder):
+    chips = _synthetic_chips(7, seed=3)
+    a = encoder.encode_chips(chips, batch_size=1)
+    b = encoder.encode_chips(chips, batch_size=3)
+    c = fe.encode_chips(chips)  # module-level helper, default batch
+    assert np.abs(a - b).max() <= 1e-5
+    assert np.abs(a - c).max() <= 1e-5
+
+
+def test_single_chip_and_empty_input(encoder):
+    chip = _synthetic_chips(3, seed=5)[2]
+    assert encoder.encode_chips(chip).shape == (1, 128)
+    empty = encoder.encode_chips(np.empty((0, 150, 150, 3), np.uint8))
+    assert empty.shape == (0, 128)
+    assert fe.face_chips(np.zeros((20, 20, 3), np.uint8), []).shape == (0, 150, 150, 3)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [np.zeros((2, 150, 150), np.uint8), np.zeros((1, 151, 150, 3), np.uint8), np.zeros((1, 150, 150, 3), np.float32)],
+    ids=["no-channels", "wrong-size", "float"],
+)
+def test_rejects_bad_chips(encoder, bad):
+    with pytest.raises(ValueError):
+        encoder.encode_chips(bad)
+
+
+def test_bad_model_file_is_reported(tmp_path, encoder):
+    data = open(encoder.model_path, "rb").read()
+    cases = {"truncated": data[: len(data) // 2], "header-only": data[:400], "garbage": bytes(range(256)) * 8}
+    for name, blob in cases.items():
+        path = tmp_path / f"{name}.dat"
+        path.write_bytes(blob)
+        with pytest.raises(fe.ModelFormatError):
+            fe.FastEncoder(path)
+
+
+# --- real faces -------------------------------------------------------------
+
+
+def _lfw_subset(lfw, count: int) -> list:
+    files = sorted(lfw.glob("*/*.jpg"))
+    step = max(1, len(files) // count)
+    return files[::step][:count]
+
+
+def _compare_photo(path, encoder, model: str = "small"):
+    """(faces, max abs diff) between face_recognition.face_encodings and this module."""
+    import face_recognition
+    from face_recognition.api import _raw_face_landmarks
+
+    img = face_recognition.load_image_file(str(path))
+    locations = face_recognition.face_locations(img)
+    if not locations:
+        return 0, 0.0
+    ref = np.array(face_recognition.face_encodings(img, locations, model=model))
+    shapes = _raw_face_landmarks(img, locations, model)
+    got = encoder.encode_chips(fe.face_chips(img, shapes))
+    assert got.shape == ref.shape
+    return len(locations), float(np.abs(got - ref).max())
+
+
+def test_matches_face_encodings_on_lfw(lfw, encoder):
+    faces, worst = 0, 0.0
+    for path in _lfw_subset(lfw, 20):
+        n, d = _compare_photo(path, encoder)
+        faces += n
+        worst = max(worst, d)
+    assert faces >= 16, f"only {faces} faces found"
+    assert worst <= TOL, f"max abs difference {worst:.3g}"
+
+
+def test_matches_face_encodings_on_multi_face_photos(fr_examples, encoder):
+    paths = sorted((fr_examples / "_multi_face").iterdir()) + [fr_examples / "obama" / "examples__obama-480p.jpg"]
+    faces, worst = 0, 0.0
+    for path in paths:
+        if path.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+            continue
+        n, d = _compare_photo(path, encoder)
+        faces += n
+        worst = max(worst, d)
+    assert faces >= 5, f"only {faces} faces found"
+    assert worst <= TOL, f"max abs difference {worst:.3g}"
+
+
+def test_matches_face_encodings_with_68_point_shapes(lfw, encoder):
+    faces, worst = 0, 0.0
+    for path in _lfw_subset(lfw, 6):
+        n, d = _compare_photo(path, encoder, model="large")
+        faces += n
+        worst = max(worst, d)
+    assert faces >= 4
+    assert worst <= TOL, f"max abs difference {worst:.3g}"
+
+
+def test_chips_match_dlib_get_face_chip(lfw):
+    import dlib
+    import face_recognition
+    from face_recognition.api import _raw_face_landmarks
+
+    img = face_recognition.load_image_file(str(_lfw_subset(lfw, 1)[0]))
+    shapes = _raw_face_landmarks(img, face_recognition.face_locations(img), "small")
+    chips = fe.face_chips(img, shapes)
+    for chip, shape in zip(chips, shapes):
+        ref = np.asarray(dlib.get_face_chip(img, shape, size=150, padding=0.25))
+        assert np.array_equal(chip, ref)

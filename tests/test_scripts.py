@@ -1,0 +1,149 @@
+"""Both scripts end to end, by subprocess, on real faces, as a user runs them."""
+
+from __future__ import annotations
+
+import csv
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, run_script
+from test_images import bad_folder
+
+
+def awkward_real_folder(folder: Path, lfw: Path, fr_examples: Path) -> list[str]:
+    """Real faces in every awkward form, plus the bad files; returns the real photos' names."""
+    folder.mkdir()
+    people = ["Aaron_Peirsol", "Abdullah_Gul", "Adrien_Brody"]
+    sources = [sorted((lfw / p).glob("*.jpg"))[i] for p in people for i in range(3)]
+    real = []
+    for index, source in enumerate(sources):
+        image = Image.open(source)
+        name = f"photo_{index:02d}.jpg"
+        if index == 0:
+            image.save(folder / name, format="PNG")  # PNG named .jpg
+        elif index == 1:
+            image.save(folder / name, format="WEBP", quality=90)  # WEBP named .jpg
+        elif index == 2:
+            exif = Image.Exif()
+            exif[0x0112] = 8  # stored rotated; the viewer turns it upright
+            image.transpose(Image.Transpose.ROTATE_270).save(folder / name, exif=exif, quality=95)
+        elif index == 3:
+            gray = np.asarray(image.convert("L"), dtype=np.uint16) * 257
+            Image.fromarray(gray).save(folder / (name := f"photo_{index:02d}.PNG"))  # 16-bit grayscale
+        elif index == 4:
+            image.convert("RGBA").save(folder / (name := f"photo_{index:02d}.png"))
+        elif index == 5:
+            image.convert("CMYK").save(folder / (name := f"photo_{index:02d}.TIFF"))
+        else:
+            shutil.copy(source, folder / name)
+        real.append(name)
+    large = fr_examples / "obama" / "examples__obama-1080p.jpg"
+    shutil.copy(large, folder / "large.jpg")
+    real.append("large.jpg")
+    bad_folder(folder)
+    return real
+
+
+def test_awkward_folder_through_both_scripts(tmp_path: Path, lfw: Path, fr_examples: Path) -> None:
+    dataset = tmp_path / "dataset"
+    real = awkward_real_folder(dataset, lfw, fr_examples)
+    encodings = tmp_path / "encodings.pickle"
+    out = run_script("encode_faces.py", "--dataset", str(dataset), "--encodings", str(encodings), "-d", "hog")
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    for line in ("[INFO] quantifying faces...", "[INFO] serializing encodings...", "[INFO] processing image 1/"):
+        assert line in out.stdout
+    with open(encodings, "rb") as handle:
+        records = pickle.load(handle)  # plain pickle, as the tutorial loads it
+    found = {os.path.basename(r["imagePath"]) for r in records}
+    assert set(real) <= found, set(real) - found
+    for name in ("empty.jpg", "truncated.jpg", "notes.jpg", "dangling.jpg", "loop_a.jpg"):
+        assert any(name in line and line.startswith("[WARNING] skipped") for line in out.stderr.splitlines()), name
+    assert "skipped (symlink loop): 2" in out.stdout
+
+    output = tmp_path / "output"
+    out = run_script("cluster_faces.py", "--encodings", str(encodings), "--output", str(output),
+                     "--method", "chinese-whispers", "--organize", "link")
+    assert out.returncode == 0, out.stderr
+    assert "[INFO] # unique faces: " in out.stdout
+    assert "[INFO] faces for face ID: -1" in out.stdout or "[INFO] faces for face ID: 0" in out.stdout
+    with open(output / "clusters.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["image", "top", "right", "bottom", "left", "label"]
+    assert len(rows) - 1 == len(records)
+    assert (output / "index.html").exists() and list(output.glob("face_id_*.jpg"))
+    assert list(output.glob("person_00/*"))
+
+
+def test_cluster_without_display_writes_files(tmp_path: Path, lfw: Path) -> None:
+    dataset = tmp_path / "dataset"
+    for person in ("Aaron_Peirsol", "Abdullah_Gul"):
+        for photo in sorted((lfw / person).glob("*.jpg"))[:4]:
+            shutil.copy(photo, dataset.mkdir(exist_ok=True) or dataset / photo.name)
+    encodings = tmp_path / "enc.pickle"
+    assert run_script("encode_faces.py", "-i", str(dataset), "-e", str(encodings)).returncode == 0
+    out = run_script(str(ROOT / "cluster_faces.py"), "-e", str(encodings), "--min-samples", "3", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "no display" in out.stdout
+    assert "[INFO] # unique faces: 2" in out.stdout
+    assert sorted(p.name for p in (tmp_path / "output").glob("*.jpg")) == ["face_id_00.jpg", "face_id_01.jpg"]
+
+
+def one_error_line(result) -> str:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("[ERROR]")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+def test_encode_errors(tmp_path: Path) -> None:
+    line = one_error_line(run_script("encode_faces.py", "-i", str(tmp_path / "nope"), "-e", str(tmp_path / "e.p")))
+    assert "nope" in line and "no such folder" in line
+    (tmp_path / "empty").mkdir()
+    line = one_error_line(run_script("encode_faces.py", "-i", str(tmp_path / "empty"), "-e", str(tmp_path / "e.p")))
+    assert "holds no image" in line
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/facecluster-pwned",))
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "text", "malicious", "short"])
+def test_cluster_errors(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "enc.pickle"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("hello")
+    elif kind == "malicious":
+        if os.path.exists("/tmp/facecluster-pwned"):
+            os.unlink("/tmp/facecluster-pwned")
+        path.write_bytes(pickle.dumps([Exploit()]))
+    elif kind == "short":
+        path.write_bytes(pickle.dumps([{"imagePath": "a.jpg", "loc": (0, 1, 1, 0), "encoding": np.zeros(12)}]))
+    line = one_error_line(run_script("cluster_faces.py", "-e", str(path), "-o", str(tmp_path / "out")))
+    assert "enc.pickle" in line
+    assert not os.path.exists("/tmp/facecluster-pwned")
+
+
+def test_zero_faces_and_too_few(tmp_path: Path) -> None:
+    path = tmp_path / "enc.pickle"
+    path.write_bytes(pickle.dumps([]))
+    out = run_script("cluster_faces.py", "-e", str(path), "-o", str(tmp_path / "out"))
+    assert out.returncode == 0, out.stderr
+    assert "[INFO] # unique faces: 0" in out.stdout and "no faces" in out.stderr
+    assert (tmp_path / "out" / "clusters.csv").read_text().strip() == "image,top,right,bottom,left,label"
+
+    rng = np.random.default_rng(1)
+    path.write_bytes(pickle.dumps([{"imagePath": "a.jpg", "loc": (0, 1, 1, 0), "encoding": rng.normal(size=128)}] * 2))
+    out = run_script("cluster_faces.py", "-e", str(path), "-o", str(tmp_path / "out2"))
+    assert out.returncode == 0, out.stderr
+    assert "fewer than --min-samples" in out.stderr

@@ -1,0 +1,126 @@
+"""The encodings file: tutorial-compatible, refused when hostile or damaged, written atomically."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import pickletools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facecluster import store
+from facecluster.store import EncodingsError, dumps_encodings, load_encodings, save_encodings
+
+
+def records(count: int = 3) -> list[dict]:
+    rng = np.random.default_rng(0)
+    return [
+        {"imagePath": f"dataset/{i:08d}.jpg", "loc": (10 + i, 90, 95, 5), "encoding": rng.normal(size=128)}
+        for i in range(count)
+    ]
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "encodings.pickle"
+    written = records()
+    save_encodings(path, written)
+    read = load_encodings(path)
+    assert [r["imagePath"] for r in read] == [r["imagePath"] for r in written]
+    assert [r["loc"] for r in read] == [r["loc"] for r in written]
+    for a, b in zip(read, written):
+        assert a["encoding"].dtype == np.float64 and np.array_equal(a["encoding"], b["encoding"])
+
+
+def test_reads_a_file_the_tutorial_wrote(tmp_path: Path) -> None:
+    """The tutorial did ``f.write(pickle.dumps(data))``: default protocol, plain lists and tuples."""
+    path = tmp_path / "tutorial.pickle"
+    for protocol in (2, 4, 5):
+        path.write_bytes(pickle.dumps(records(), protocol=protocol))
+        assert len(load_encodings(path)) == 3
+
+
+def test_our_file_loads_with_plain_pickle_and_names_numpy_portably() -> None:
+    data = dumps_encodings(records())
+    loaded = pickle.loads(data)
+    assert isinstance(loaded, list) and loaded[0]["encoding"].shape == (128,)
+    globals_named = [arg for op, arg, _ in pickletools.genops(data) if op.name in ("SHORT_BINUNICODE", "BINUNICODE")]
+    assert "numpy.core.multiarray" in globals_named  # numpy 1.x can import this; numpy._core it can't
+    assert "numpy._core.multiarray" not in globals_named
+    assert pickletools.genops(data).__next__()[1] == 4  # protocol 4: every Python 3 the tutorial ran on
+
+
+class Exploit:
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pickle"
+    path.write_bytes(pickle.dumps([{"imagePath": "a.jpg", "loc": (0, 1, 1, 0), "encoding": Exploit(str(marker))}]))
+    with pytest.raises(EncodingsError, match="refused.*system"):
+        load_encodings(path)
+    assert not marker.exists()
+
+
+def test_refuses_builtins_eval(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pickle"
+    path.write_bytes(b"cbuiltins\neval\n(S'1+1'\ntR.")
+    with pytest.raises(EncodingsError, match="builtins.eval"):
+        load_encodings(path)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty"),
+        (b"hello, I am text", "not a valid pickle|not a readable"),
+        (pickle.dumps({"not": "a list"}), "expected a list"),
+        (pickle.dumps(["a string"]), "record 0 is a str"),
+        (pickle.dumps([{"imagePath": "a", "loc": (0, 1, 1, 0)}]), "lacks encoding"),
+        (pickle.dumps([{"imagePath": "a", "loc": (0, 1, 1, 0), "encoding": np.zeros(64)}]), "64 values, expected 128"),
+        (pickle.dumps([{"imagePath": "a", "loc": (0, 1, 1, 0), "encoding": np.full(128, np.nan)}]), "NaN"),
+        (pickle.dumps([{"imagePath": "a", "loc": (0, 1, 1, 0), "encoding": np.full(128, np.inf)}]), "infinite"),
+        (pickle.dumps([{"imagePath": "a", "loc": (0, 1), "encoding": np.zeros(128)}]), "loc must be 4"),
+        (pickle.dumps([{"imagePath": 3, "loc": (0, 1, 1, 0), "encoding": np.zeros(128)}]), "imagePath"),
+    ],
+)
+def test_damaged_files_give_one_clear_reason(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.pickle"
+    path.write_bytes(content)
+    with pytest.raises(EncodingsError, match=message):
+        load_encodings(path)
+
+
+def test_truncated_file(tmp_path: Path) -> None:
+    path = tmp_path / "cut.pickle"
+    path.write_bytes(dumps_encodings(records(20))[:-300])
+    with pytest.raises(EncodingsError, match="truncated|not a valid pickle|not a readable"):
+        load_encodings(path)
+
+
+def test_missing_file_and_folder(tmp_path: Path) -> None:
+    with pytest.raises(EncodingsError, match="no such file"):
+        load_encodings(tmp_path / "nope.pickle")
+    with pytest.raises(EncodingsError, match="folder"):
+        load_encodings(tmp_path)
+
+
+def test_failed_write_leaves_the_previous_file_whole(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "encodings.pickle"
+    save_encodings(path, records(3))
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C arriving just before the rename
+
+    monkeypatch.setattr(store.os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_encodings(path, records(50))
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["encodings.pickle"]  # no temporary left behind
