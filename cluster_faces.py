@@ -78,6 +78,8 @@ def main() -> int:
     if output is None and not interactive:
         output = "output"
         print("[INFO] no display: writing the montages to files instead of windows")
+    elif output is None and args["organize"]:
+        output = "output"  # the person folders need a home even when windows show the montages
 
     # loop over the unique face integers, building a montage of a random
     # sample of at most 25 faces for each

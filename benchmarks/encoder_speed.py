@@ -9,7 +9,7 @@ interleaved in this one process (so a noisy machine hits every variant alike):
   i.e. what ``face_recognition.face_encodings`` does (chip + network);
 - ``dlib chips bs16``: ``compute_face_descriptor([chips...])``, 16 at a time;
 - ``fast bsN``: ``fast_encoder.encode_chips`` on ready chips, N at a time;
-- ``fast face_chips+bs8``: cutting the chips from the photo with dlib plus
+- ``fast face_chips+bs4``: cutting the chips from the photo with dlib plus
   ``encode_chips``: the drop-in replacement for ``face_encodings``.
 
 Also cost split: HOG detection, 5-point shapes, chip extraction.
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
 
     def fast_from_photo():
         cut = np.concatenate([fast_encoder.face_chips(rgb, [shape]) for rgb, _, shape in faces])
-        return enc.encode_chips(cut, batch_size=8)
+        return enc.encode_chips(cut, batch_size=4)
 
     variants = {
         "hog detect (upsample 1)": lambda: [detector(rgb, 1) for rgb, _, _ in faces],
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
         "fast bs4": fast(4),
         "fast bs8": fast(8),
         "fast bs16": fast(16),
-        "fast face_chips+bs8": fast_from_photo,
+        "fast face_chips+bs4": fast_from_photo,
     }
     times: dict[str, list[float]] = {k: [] for k in variants}
     with threadpool_limits(args.threads):

@@ -80,7 +80,7 @@ def encode_photos(paths: list[str], options: DetectionOptions, batch_size: int =
             results[path] = PhotoResult(path, "skipped", [], str(skipped))
     all_boxes = detect_faces_batch([image.rgb for _, image in loaded], options, batch_size)
     for (path, image), boxes in zip(loaded, all_boxes):
-        encodings = encode_faces(image.rgb, boxes, options.num_jitters, options.landmarks)
+        encodings = encode_faces(image.rgb, boxes, options.num_jitters, options.landmarks, options.encoder)
         results[path] = _result_from_faces(path, list(zip(boxes, encodings)), image.scale)
     return [results[path] for path in paths]
 

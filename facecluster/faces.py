@@ -28,6 +28,7 @@ from .records import Box, box_from_dlib, box_to_dlib, clip_box, scale_box
 
 DETECTION_METHODS = ("auto", "hog", "cnn")
 LANDMARK_MODELS = ("small", "large")  # 5-point (face_recognition's default) or 68-point
+ENCODERS = ("numpy", "dlib")  # same network and weights; numpy runs it ~8x faster here
 CNN_SECONDS_PER_PHOTO_CPU = 22.0  # measured on a 2-core CPU without CUDA
 
 
@@ -47,6 +48,7 @@ class DetectionOptions:
     min_detect_side: int = 500
     num_jitters: int = 1
     landmarks: str = "small"
+    encoder: str = "numpy"
 
     def __post_init__(self) -> None:
         if self.method not in ("hog", "cnn"):
@@ -59,11 +61,13 @@ class DetectionOptions:
             raise ValueError("--jitters must be at least 1")
         if self.landmarks not in LANDMARK_MODELS:
             raise ValueError(f"--landmarks must be one of {LANDMARK_MODELS}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"--encoder must be one of {ENCODERS}")
 
     def cache_key(self) -> str:
         return (
             f"{self.method}/up={self.upsample}/max={self.max_detect_side}/min={self.min_detect_side}"
-            f"/jit={self.num_jitters}/lm={self.landmarks}"
+            f"/jit={self.num_jitters}/lm={self.landmarks}/enc={self.encoder}"
         )
 
 
@@ -222,12 +226,17 @@ def detect_faces_batch(rgbs: list[np.ndarray], options: DetectionOptions, batch_
     return results
 
 
-def encode_faces(rgb: np.ndarray, boxes: list[Box], num_jitters: int = 1, landmarks: str = "small") -> list[np.ndarray]:
-    """128-d encodings of the faces at ``boxes`` in ``rgb``, one call for all of them.
+def encode_faces(
+    rgb: np.ndarray, boxes: list[Box], num_jitters: int = 1, landmarks: str = "small", encoder: str = "numpy"
+) -> list[np.ndarray]:
+    """128-d encodings of the faces at ``boxes`` in ``rgb``.
 
     The same numbers as ``face_recognition.face_encodings(rgb, boxes,
-    num_jitters, model=landmarks)``; passing every face of a photo to dlib at
-    once saves its per-call set-up.
+    num_jitters, model=landmarks)``: dlib finds the landmarks and cuts the
+    aligned chips either way.  ``encoder="numpy"`` then runs dlib's ResNet,
+    with its own weights, through :mod:`facecluster.fast_encoder` (within
+    1e-6 of dlib, about 8x faster on a BLAS-less dlib build); random jitter
+    (``num_jitters > 1``) is dlib's alone.
     """
     if not boxes:
         return []
@@ -238,6 +247,10 @@ def encode_faces(rgb: np.ndarray, boxes: list[Box], num_jitters: int = 1, landma
     shapes = dlib.full_object_detections()
     for box in boxes:
         shapes.append(predictor(rgb, box_to_dlib(box)))
+    if encoder == "numpy" and num_jitters <= 1:
+        from .fast_encoder import encode_chips, face_chips
+
+        return list(encode_chips(face_chips(rgb, shapes)))
     descriptors = loaded.encoder.compute_face_descriptor(rgb, shapes, num_jitters)
     return [np.array(descriptor, dtype=np.float64) for descriptor in descriptors]
 
@@ -245,5 +258,5 @@ def encode_faces(rgb: np.ndarray, boxes: list[Box], num_jitters: int = 1, landma
 def find_faces(rgb: np.ndarray, options: DetectionOptions) -> list[Face]:
     """Detect and encode every face in one RGB photo."""
     boxes = [box for box in detect_faces(rgb, options) if box[2] > box[0] and box[1] > box[3]]
-    encodings = encode_faces(rgb, boxes, options.num_jitters, options.landmarks)
+    encodings = encode_faces(rgb, boxes, options.num_jitters, options.landmarks, options.encoder)
     return [Face(box, encoding) for box, encoding in zip(boxes, encodings)]

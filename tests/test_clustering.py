@@ -93,12 +93,29 @@ def test_chain_merges_people_in_dbscan_but_not_agglomerative():
         assert labels[0] != labels[20], method
 
 
-def test_chinese_whispers_agrees_with_dlib():
+@pytest.mark.parametrize("weighted", [True, False])
+def test_chinese_whispers_agrees_with_dlib(weighted):
     dlib = pytest.importorskip("dlib")
     X, _ = blobs([25, 25, 25, 25, 25, 1, 1, 1, 1], spread=0.025)
-    ours = cluster_encodings(X, "chinese-whispers", threshold=0.5)
+    ours = clustering._canonical_labels(clustering._chinese_whispers(X, 0.5, weighted=weighted))
     theirs = dlib.chinese_whispers_clustering([dlib.vector(row.tolist()) for row in X], 0.5)
     assert same_partition(ours, clustering._canonical_labels(np.asarray(theirs)))
+    assert same_partition(ours, cluster_encodings(X, "chinese-whispers", threshold=0.5))
+
+
+def test_chinese_whispers_weighs_close_matches_above_marginal_ones():
+    """Face x has two close matches (A, 0.15 away) and four marginal ones (a
+    tight group B, 0.49 away; the threshold is 0.5).  Counting edges, as dlib
+    does, puts x with B; weighing them by similarity puts it with A."""
+    e = np.eye(DIM)
+    x = np.zeros(DIM)
+    a = [0.15 * e[0], 0.15 * e[1]]
+    b = [0.49 * e[4] + 0.02 * e[6 + k] for k in range(4)]
+    X = np.vstack([x, *a, *b])
+    weighted = cluster_encodings(X, "chinese-whispers", threshold=0.5)
+    assert weighted.tolist() == [1, 1, 1, 0, 0, 0, 0]
+    counted = clustering._canonical_labels(clustering._chinese_whispers(X, 0.5, weighted=False))
+    assert counted.tolist() == [0, 1, 1, 0, 0, 0, 0]
 
 
 def random_cloud(scale, n=60, seed=3):
