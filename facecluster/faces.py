@@ -45,7 +45,7 @@ class DetectionOptions:
     method: str = "hog"
     upsample: int | None = None
     max_detect_side: int = 2000
-    min_detect_side: int = 500
+    min_detect_side: int = 700
     num_jitters: int = 1
     landmarks: str = "small"
     encoder: str = "numpy"

@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
     [
         ((250, 250), DetectionOptions(), 2.0),  # small: upsampled like face_recognition
         ((92, 112), DetectionOptions(), 2.0),  # capped at 2x
-        ((400, 300), DetectionOptions(), 1.25),  # up to min_detect_side
-        ((674, 480), DetectionOptions(), 1.0),
+        ((400, 300), DetectionOptions(), 1.75),  # up to min_detect_side
+        ((674, 480), DetectionOptions(), 700 / 674),
+        ((900, 480), DetectionOptions(), 1.0),
         ((4000, 3000), DetectionOptions(), 0.5),  # down to max_detect_side
         ((4000, 3000), DetectionOptions(max_detect_side=0), 1.0),
         ((250, 250), DetectionOptions(upsample=0), 1.0),
