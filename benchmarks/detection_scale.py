@@ -15,14 +15,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from facecluster.faces import DetectionOptions, detect_faces, models  # noqa: E402
+from facecluster.faces import DetectionOptions, detect_faces, preload  # noqa: E402
 from facecluster.images import list_images, load_image  # noqa: E402
 
 
 def main() -> None:
     data = Path(os.environ.get("FACES_DATA", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
     threadpool_limits(1)
-    models()
+    preload(DetectionOptions())
     sets = {
         "lfw (every 44th)": list_images(str(data / "lfw-deepfunneled")).images[::44][:300],
         "fr examples": list_images(str(data / "face_recognition_examples")).images,

@@ -277,7 +277,11 @@ def sweep(X: np.ndarray, identities: list, sweeps: dict, *, jobs: int, with_dlib
     for method, grid in sweeps.items():
         lines += ["", f"### {method}", "", ROW_HEAD.format(what="parameters")]
         for params in grid:
-            m = run_one(X, identities, method, params, jobs=jobs)
+            try:
+                m = run_one(X, identities, method, params, jobs=jobs)
+            except ValueError as error:  # e.g. agglomerative refused for memory
+                lines.append(f"| {_fmt_params(params)} | refused: {error} |")
+                continue
             print(f"{method:17s} {_fmt_params(params):28s} clusters {m['clusters']:4d} outliers {m['outliers']:4d} "
                   f"pairF1 {m['pairwise_f1']:.3f} BCubedF1 {m['bcubed_f1']:.3f} {m['seconds']:.2f}s", flush=True)
             lines.append(_row(_fmt_params(params), m, bold=_is_default(method, params)))
@@ -292,11 +296,18 @@ def defaults_table(sets: dict[str, tuple[np.ndarray, list]], *, jobs: int) -> li
     """Each method at its defaults on each named set."""
     from facecluster.clustering import METHODS
 
-    lines = [ROW_HEAD.format(what="set / method")]
+    from facecluster.clustering import looks_collapsed
+
+    head = ROW_HEAD.format(what="set / method").split("\n")
+    lines = [head[0] + " looks collapsed |", head[1] + "---|"]
     for name, (X, identities) in sets.items():
         for method in METHODS:
-            m = run_one(X, identities, method, {}, jobs=jobs)
-            lines.append(_row(f"{name} / {method}", m))
+            try:
+                m = run_one(X, identities, method, {}, jobs=jobs)
+            except ValueError as error:
+                lines.append(f"| {name} / {method} | refused: {error} |")
+                continue
+            lines.append(_row(f"{name} / {method}", m) + f" {'yes' if looks_collapsed(m['labels'], X) else 'no'} |")
     return lines
 
 
@@ -330,6 +341,32 @@ def seed_spread(X: np.ndarray, identities: list, *, jobs: int, seeds: int = 5) -
     f1 = [run_one(X, identities, "chinese-whispers", {}, jobs=jobs, seed=s)["pairwise_f1"] for s in range(seeds)]
     return (f"chinese-whispers at threshold {DEFAULTS['chinese-whispers']['threshold']}, seeds 0-{seeds - 1}: "
             f"pairwise F1 {min(f1):.3f} .. {max(f1):.3f}")
+
+
+def scale_table(X: np.ndarray, *, jobs: int, copies: tuple[int, ...] = (1, 4)) -> list[str]:
+    """Time each method at its defaults on the encodings and on ``k`` noisy
+    copies of them (Gaussian noise, ~0.24 between copies): timing only, the
+    copies have no ground truth."""
+    from facecluster.clustering import METHODS, cluster_encodings, estimate_memory_bytes
+
+    rng = np.random.default_rng(0)
+    lines = ["| faces | " + " | ".join(f"{m} (s)" for m in METHODS) + " | agglomerative memory estimate |",
+             "|---:|" + "---:|" * (len(METHODS) + 1)]
+    for k in copies:
+        Xk = np.vstack([X] + [X + rng.normal(0, 0.015, X.shape) for _ in range(k - 1)])
+        cells = [str(len(Xk))]
+        for method in METHODS:
+            start = time.perf_counter()
+            try:
+                cluster_encodings(Xk, method, jobs=jobs)
+            except ValueError:
+                cells.append("refused (memory)")
+                continue
+            cells.append(f"{time.perf_counter() - start:.1f}")
+        cells.append(f"{estimate_memory_bytes(len(Xk), 'agglomerative') / 1e9:.2f} GB")
+        print("scale", " | ".join(cells), flush=True)
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 # --------------------------------------------------------------------------
@@ -381,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
                         "or quality-<encodings name>.md)")
     parser.add_argument("--quick", action="store_true", help="a few grid points only")
     parser.add_argument("--no-dlib", action="store_true", help="skip the dlib chinese-whispers reference runs")
+    parser.add_argument("--no-scale", action="store_true", help="skip the timing runs on 4x the encodings")
     parser.add_argument("--jobs", type=int, default=1, help="n_jobs for the neighbour searches (default 1)")
     args = parser.parse_args(argv)
 
@@ -394,7 +432,13 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.encodings, "rb") as handle:
             data = pickle.loads(handle.read())
         X, paths = _records_arrays(data)
-        identities = read_labels(args.labels, paths, args.dataset_root)
+        try:
+            identities = read_labels(args.labels, paths, args.dataset_root)
+        except ValueError as error:
+            parser.error(str(error))
+        if not any(i is not None for i in identities):
+            parser.error(f"no face in {args.encodings} has a label from {args.labels!r}"
+                         + ("" if args.dataset_root else "; pass --dataset-root"))
         name = os.path.splitext(os.path.basename(args.encodings))[0]
         sets[name] = (X, identities)
         out = args.out or str(ROOT / "benchmarks" / "results" / f"quality-{name}.md")
@@ -453,6 +497,12 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"- {m}: {_fmt_params(p)} -> pairwise F1 {r['pairwise_f1']:.3f}, BCubed F1 {r['bcubed_f1']:.3f}, "
               f"{r['clusters']} clusters, {r['outliers']} outliers" for m, (p, r) in best.items()]
     lines += ["", "- " + seed_spread(X, identities, jobs=args.jobs)]
+    if not args.no_scale:
+        lines += ["", "## Time as the collection grows", "",
+                  f"Each method at its defaults on the {main_name} encodings and on them plus 3 noisy copies "
+                  "(timing only). Agglomerative's time and memory grow as n^2; dbscan's and "
+                  "chinese-whispers' neighbour search is n^2 in time but linear in memory.", ""]
+        lines += scale_table(X, jobs=args.jobs)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as handle:
         handle.write("\n".join(lines) + "\n")

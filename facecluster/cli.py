@@ -62,6 +62,7 @@ class Progress:
         if sys.stderr.isatty() and total:
             from tqdm import tqdm
 
+            tqdm.monitor_interval = 0  # no monitor thread: workers are forked after this
             self.bar = tqdm(total=total, desc=description, unit="photo", file=sys.stderr, dynamic_ncols=True)
 
     def step(self, note: str = "") -> None:

@@ -1,9 +1,11 @@
 """Detecting faces and computing their 128-d encodings.
 
 The models are face_recognition's (dlib's HOG detector, its CNN detector,
-the 5- and 68-point landmark predictors and the ResNet encoder).  They are
-loaded lazily, once per process, by :func:`models` -- never at import -- so
-worker processes each load their own copy and the parent loads none.
+the 5- and 68-point landmark predictors and the ResNet encoder, from the
+face_recognition_models files), built exactly as face_recognition's api.py
+builds them.  Each is loaded on first use, once per process -- never at
+import; :func:`preload` loads a run's set up front, which the encoding run
+does once in the process its workers are forked from.
 
 Detection runs at a scale chosen from the photo's size (:func:`detection_scale`):
 small photos are upsampled as face_recognition does by default, large ones are
@@ -128,18 +130,60 @@ def _install_pkg_resources_shim() -> None:
 
 
 @functools.cache
-def models() -> types.SimpleNamespace:
-    """Load face_recognition's models once for this process."""
+def _model_files() -> types.ModuleType:
+    """face_recognition_models, which only knows where the model files are."""
     _install_pkg_resources_shim()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import face_recognition.api as api
-    return types.SimpleNamespace(
-        hog=api.face_detector,
-        cnn=api.cnn_face_detector,
-        landmarks={"small": api.pose_predictor_5_point, "large": api.pose_predictor_68_point},
-        encoder=api.face_encoder,
-    )
+        import face_recognition_models
+    return face_recognition_models
+
+
+# Each model is loaded on first use, once per process: a run that never needs
+# the 68-point predictor or the CNN never pays for loading them.  These are the
+# objects face_recognition's api.py builds from the same files.
+
+@functools.cache
+def hog_detector():
+    import dlib
+
+    return dlib.get_frontal_face_detector()
+
+
+@functools.cache
+def cnn_detector():
+    import dlib
+
+    return dlib.cnn_face_detection_model_v1(_model_files().cnn_face_detector_model_location())
+
+
+@functools.cache
+def landmark_predictor(model: str = "small"):
+    import dlib
+
+    files = _model_files()
+    if model == "large":
+        return dlib.shape_predictor(files.pose_predictor_model_location())
+    return dlib.shape_predictor(files.pose_predictor_five_point_model_location())
+
+
+@functools.cache
+def dlib_encoder():
+    import dlib
+
+    return dlib.face_recognition_model_v1(_model_files().face_recognition_model_location())
+
+
+def preload(options: "DetectionOptions") -> None:
+    """Load what ``options`` needs now (e.g. before forking workers that share it)."""
+    (cnn_detector if options.method == "cnn" else hog_detector)()
+    landmark_predictor(options.landmarks)
+    if options.encoder == "numpy":
+        from .fast_encoder import load_encoder
+
+        load_encoder()
+    else:
+        dlib_encoder()
 
 
 def detection_scale(width: int, height: int, options: DetectionOptions) -> float:
@@ -171,10 +215,9 @@ def _resized(rgb: np.ndarray, factor: float) -> np.ndarray:
 
 
 def _run_detector(detector_image: np.ndarray, method: str, upsample: int) -> list[Box]:
-    loaded = models()
     if method == "cnn":
-        return [box_from_dlib(d.rect) for d in loaded.cnn(detector_image, upsample)]
-    return [box_from_dlib(rect) for rect in loaded.hog(detector_image, upsample)]
+        return [box_from_dlib(d.rect) for d in cnn_detector()(detector_image, upsample)]
+    return [box_from_dlib(rect) for rect in hog_detector()(detector_image, upsample)]
 
 
 def detect_faces(rgb: np.ndarray, options: DetectionOptions) -> list[Box]:
@@ -213,7 +256,7 @@ def detect_faces_batch(rgbs: list[np.ndarray], options: DetectionOptions, batch_
     for index, image in enumerate(detector_inputs):
         groups.setdefault(image.shape, []).append(index)
     results: list[list[Box]] = [[] for _ in rgbs]
-    cnn = models().cnn
+    cnn = cnn_detector()
     for indices in groups.values():
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
@@ -242,8 +285,7 @@ def encode_faces(
         return []
     import dlib
 
-    loaded = models()
-    predictor = loaded.landmarks[landmarks]
+    predictor = landmark_predictor(landmarks)
     shapes = dlib.full_object_detections()
     for box in boxes:
         shapes.append(predictor(rgb, box_to_dlib(box)))
@@ -251,7 +293,7 @@ def encode_faces(
         from .fast_encoder import encode_chips, face_chips
 
         return list(encode_chips(face_chips(rgb, shapes)))
-    descriptors = loaded.encoder.compute_face_descriptor(rgb, shapes, num_jitters)
+    descriptors = dlib_encoder().compute_face_descriptor(rgb, shapes, num_jitters)
     return [np.array(descriptor, dtype=np.float64) for descriptor in descriptors]
 
 
