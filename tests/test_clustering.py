@@ -200,7 +200,8 @@ def test_bad_encodings(encodings, message):
 def test_agglomerative_refuses_when_memory_would_not_fit(monkeypatch):
     X, _ = blobs([5, 5])
     monkeypatch.setattr(clustering, "memory_limit_bytes", lambda: 10_000)
-    with pytest.raises(ValueError, match=r"agglomerative clustering of 10 faces would need about .* (limit 10 KB, .*); use method .chinese-whispers."):
+    with pytest.raises(ValueError, match=r"agglomerative clustering of 10 faces would need about \d+ KB "
+                       r"of memory \(limit 10 KB, .*\); use method 'chinese-whispers'"):
         cluster_encodings(X, "agglomerative")
     # the linear-memory methods still run under the same limit
     assert same_partition(cluster_encodings(X, "chinese-whispers"), [0] * 5 + [1] * 5)

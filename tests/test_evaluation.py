@@ -91,7 +91,7 @@ def test_evaluate_rejects_bad_input():
 
 
 def test_format_report():
-    text = format_report(evaluate(PRED, TRUTH + []))
+    text = format_report(evaluate(PRED, TRUTH))
     assert "pairwise:        precision 0.500  recall 0.500  F1 0.500" in text
     assert "BCubed:          precision 0.778  recall 0.778  F1 0.778" in text
     assert "clusters found:  2, outliers: 1" in text
