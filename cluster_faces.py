@@ -29,6 +29,9 @@ ap.add_argument("--min-samples", type=int, default=DEFAULTS["dbscan"]["min_sampl
 ap.add_argument("-t", "--threshold", type=float, default=None,
                 help="chinese-whispers / agglomerative distance threshold (default: "
                      + ", ".join(f"{m} {d['threshold']}" for m, d in DEFAULTS.items() if "threshold" in d) + ")")
+ap.add_argument("--min-cluster-size", type=int, default=None,
+                help="smaller clusters count as unknown faces (default: 3 for chinese-whispers and "
+                     "agglomerative, 2 for dbscan)")
 ap.add_argument("--seed", type=int, default=0, help="seed for the montage sampling and chinese-whispers")
 ap.add_argument("-o", "--output", default=None,
                 help="write montages, clusters.csv, clusters.json and index.html here (default without a display: output)")
@@ -36,6 +39,9 @@ ap.add_argument("--organize", choices=("copy", "link"), default=None,
                 help="also sort the photos into a folder per person in the output folder")
 ap.add_argument("--labels", default=None, metavar="FILE|folders",
                 help="score the clusters against known identities: a CSV 'path,identity' or 'folders'")
+ap.add_argument("--score-all-faces", action="store_true",
+                help="with --labels, score every face of a photo as its person (default: only the largest "
+                     "face; the others are bystanders)")
 ap.add_argument("--dataset-root", default=None,
                 help="folder the --labels paths are relative to (default: the photos' common folder)")
 args = vars(ap.parse_args())
@@ -59,15 +65,16 @@ def main() -> int:
         cli.warning(f"only {len(data)} faces, fewer than --min-samples {args['min_samples']}: "
                     "every face will be an outlier")
     labels = cluster_encodings(encodings, args["method"], eps=args["eps"], min_samples=args["min_samples"],
-                               threshold=args["threshold"], seed=args["seed"], jobs=args["jobs"])
+                               threshold=args["threshold"], seed=args["seed"], jobs=args["jobs"],
+                               min_cluster_size=args["min_cluster_size"])
 
     # determine the total number of unique faces found in the dataset
     labelIDs = np.unique(labels)
     numUniqueFaces = len(np.where(labelIDs > -1)[0])
     print("[INFO] # unique faces: {}".format(numUniqueFaces))
-    if looks_collapsed(labels):
-        cli.warning(f"one cluster holds {np.bincount(labels[labels >= 0]).max()} of {len(labels)} faces: "
-                    "it has probably merged many people; try --method chinese-whispers or agglomerative")
+    if looks_collapsed(labels, encodings):
+        cli.warning(f"the largest cluster ({np.bincount(labels[labels >= 0]).max()} of {len(labels)} faces) "
+                    "looks like many people merged into one; try --method chinese-whispers")
 
     if args["labels"]:
         report_quality(data, labels)
@@ -98,12 +105,14 @@ def main() -> int:
 
 
 def report_quality(data, labels) -> None:
-    from facecluster.evaluation import evaluate, format_report, read_labels
+    from facecluster.evaluation import evaluate, format_report, primary_face_labels, read_labels
 
     paths = [d["imagePath"] for d in data]
     root = args["dataset_root"] or (os.path.commonpath([os.path.dirname(p) or "." for p in paths]) if paths else ".")
     try:
         identities = read_labels(args["labels"], paths, root)
+        if not args["score_all_faces"]:
+            identities = primary_face_labels(data, identities)
         metrics = evaluate(labels, identities)
     except ValueError as problem:
         raise cli.UsageError(f"--labels {args['labels']}: {problem}") from None

@@ -223,3 +223,27 @@ def _read_key(csv_path: str) -> dict[str, str | None]:
     except OSError as error:
         raise ValueError(f"labels file {csv_path!r} cannot be read ({error.strerror or error})") from None
     return key
+
+
+def primary_face_labels(records: Sequence[dict], identities: Sequence[str | None]) -> list[str | None]:
+    """Keep a photo's label only on its largest face.
+
+    A label names the person a photo is *of*; in a photo with several faces
+    the others are bystanders, who would otherwise be scored as that person.
+    They are still clustered, just not scored.  ``records`` are face records
+    (``imagePath``, ``loc``) aligned with ``identities``.
+    """
+    largest: dict[str, int] = {}
+    for index, record in enumerate(records):
+        top, right, bottom, left = record["loc"]
+        area = (bottom - top) * (right - left)
+        best = largest.get(record["imagePath"])
+        if best is None:
+            largest[record["imagePath"]] = index
+            continue
+        b_top, b_right, b_bottom, b_left = records[best]["loc"]
+        if area > (b_bottom - b_top) * (b_right - b_left):
+            largest[record["imagePath"]] = index
+    return [label if largest[record["imagePath"]] == index else None
+            for index, (record, label) in enumerate(zip(records, identities))]
+

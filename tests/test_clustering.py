@@ -305,3 +305,19 @@ def test_real_faces_three_people(lfw):
     for method in ("chinese-whispers", "agglomerative"):
         scores = evaluate(cluster_encodings(np.asarray(encodings), method), people)
         assert (scores["clusters"], scores["outliers"], scores["pairwise_f1"]) == (3, 0, 1.0), method
+
+
+@pytest.mark.parametrize("method", ["chinese-whispers", "agglomerative"])
+def test_pairs_are_unknown_by_default_but_kept_on_request(method):
+    X, y = blobs([20, 12, 2, 2])
+    labels = cluster_encodings(X, method)
+    assert labels[-4:].tolist() == [-1] * 4  # two 2-face clusters: under the default of 3
+    assert len(set(labels[labels >= 0].tolist())) == 2
+    kept = cluster_encodings(X, method, min_cluster_size=2)
+    assert same_partition(kept, y)
+
+
+def test_min_cluster_size_is_validated():
+    X, _ = blobs([5, 5])
+    with pytest.raises(ValueError, match="min_cluster_size"):
+        cluster_encodings(X, "chinese-whispers", min_cluster_size=1)

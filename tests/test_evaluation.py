@@ -175,3 +175,14 @@ def test_read_labels_rejects_missing_and_binary_csv(tmp_path):
 def test_read_labels_on_real_lfw(lfw):
     paths = [str(lfw / "AJ_Cook" / "AJ_Cook_0001.jpg"), os.path.join(str(lfw), "Aaron_Eckhart", "Aaron_Eckhart_0001.jpg")]
     assert read_labels("folders", paths, str(lfw)) == ["AJ_Cook", "Aaron_Eckhart"]
+
+
+def test_only_the_largest_face_of_a_photo_keeps_its_label():
+    from facecluster.evaluation import primary_face_labels
+
+    records = [
+        {"imagePath": "a.jpg", "loc": (0, 10, 10, 0)},  # 100 px^2: a bystander
+        {"imagePath": "a.jpg", "loc": (0, 50, 50, 0)},  # 2500 px^2: the subject
+        {"imagePath": "b.jpg", "loc": (0, 5, 5, 0)},  # alone in its photo
+    ]
+    assert primary_face_labels(records, ["ann", "ann", "bob"]) == [None, "ann", "bob"]
