@@ -59,9 +59,10 @@ DEFAULTS: dict[str, dict[str, float]] = {
     "dbscan": {"eps": 0.5, "min_samples": 5},
     # Best pairwise F1 of the 0.35-0.6 sweep, and the most 5-person sets split
     # into exactly 5 (24 of 31); 0.475 is as good on bench-3474 but splits more.
-    "chinese-whispers": {"threshold": 0.5},
+    # min_cluster_size 3: see cluster_encodings.
+    "chinese-whispers": {"threshold": 0.5, "min_cluster_size": 3},
     # Best of the 0.4-0.7 sweep; 0.525 and 0.575 lose 0.01-0.04 F1.
-    "agglomerative": {"threshold": 0.55},
+    "agglomerative": {"threshold": 0.55, "min_cluster_size": 3},
 }
 
 # Chinese whispers stops as soon as a full pass changes no label; this caps

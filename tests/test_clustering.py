@@ -145,7 +145,8 @@ def test_label_numbering_ties_go_to_first_appearance():
 def test_tiny_inputs(method):
     assert cluster_encodings(np.empty((0, DIM)), method).shape == (0,)
     assert cluster_encodings(np.zeros((1, DIM)), method).tolist() == [-1]
-    assert cluster_encodings(np.zeros((2, DIM)), method, min_samples=2).tolist() == [0, 0]
+    assert cluster_encodings(np.zeros((2, DIM)), method, min_samples=2, min_cluster_size=2).tolist() == [0, 0]
+    assert cluster_encodings(np.zeros((3, DIM)), method, min_samples=2).tolist() == [0, 0, 0]
 
 
 @pytest.mark.parametrize("method", ["chinese-whispers", "agglomerative"])
