@@ -231,3 +231,48 @@ def test_q_or_escape_stops_early(xdisplay, key):
     assert _shown(out) == TITLES[:1]  # the second window never opened
     assert out.rstrip().endswith("DONE")
     assert not any(_visible(xdisplay, title) for title in TITLES)
+
+
+def _synthetic_encodings(folder: Path) -> Path:
+    """Two tight groups of 3 faces and one loner, on pictures made here."""
+    import pickle
+
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    centres = rng.normal(0, 0.09, (3, 128))
+    records = []
+    for index, group in enumerate([0, 0, 0, 1, 1, 1, 2]):
+        path = folder / f"photo_{index}.png"
+        cv2.imwrite(str(path), np.full((200, 200, 3), 40 + 30 * index, np.uint8))
+        encoding = centres[group] + rng.normal(0, 0.01, 128)
+        records.append({"imagePath": str(path), "loc": (20, 180, 180, 20), "encoding": encoding})
+    target = folder / "encodings.pickle"
+    target.write_bytes(pickle.dumps(records))
+    return target
+
+
+def test_cluster_faces_pages_through_its_windows(xdisplay, tmp_path):
+    """The script itself, as a user runs it with a screen: one window per label, -1 first."""
+    encodings = _synthetic_encodings(tmp_path)
+    child = subprocess.Popen(
+        [sys.executable, str(ROOT / "cluster_faces.py"), "-e", str(encodings), "--min-samples", "2"],
+        cwd=tmp_path, env=_env(xdisplay), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    titles = ["Unknown Faces", "Face ID #0", "Face ID #1"]
+    try:
+        for title in titles:
+            window = _wait_for_window(xdisplay, title, child)
+            assert [t for t in titles if t != title and _visible(xdisplay, t)] == []
+            _press(xdisplay, window, "space")
+            _wait_until_gone(xdisplay, title)
+        out, err = child.communicate(timeout=20)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 0, err[-3000:]
+    assert "[INFO] # unique faces: 2" in out
+    assert not (tmp_path / "output").exists()  # a screen: windows, not files
