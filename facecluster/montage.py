@@ -20,7 +20,7 @@ import re
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 
 import cv2
@@ -74,26 +74,31 @@ def face_tile(image: LoadedImage, box: Box, size: int = TILE_SIZE) -> np.ndarray
     return cv2.resize(crop, (size, size), interpolation=interpolation)
 
 
-def _tiles_by_image(records: Sequence[FaceRecord], indices: Sequence[int], size: int) -> dict[int, np.ndarray]:
-    """Crop the faces ``indices`` of ``records``, decoding each photo only once.
+def photos_of(records: Sequence[FaceRecord], indices: Iterable[int]) -> Iterator[tuple[int, LoadedImage | None]]:
+    """Yield ``(record index, its decoded photo)`` for ``indices``, decoding each photo once.
 
-    Returns ``{record index: BGR tile}``; faces whose photo cannot be read
-    any more get a gray tile.
+    The photo is ``None`` when it cannot be read any more (it moved or broke
+    since it was encoded): callers show a gray tile rather than fail.
     """
     by_path: dict[str, list[int]] = defaultdict(list)
     for index in indices:
         by_path[records[index]["imagePath"]].append(index)
-    tiles: dict[int, np.ndarray] = {}
     for path, faces in by_path.items():
         try:
             image = load_image(path)
         except ImageSkipped as skipped:
-            # The photo moved or broke since it was encoded: keep the montage.
             log.warning("cannot show faces from %s: %s", display_path(path), skipped)
             image = None
         for index in faces:
-            tiles[index] = placeholder_tile(size) if image is None else face_tile(image, records[index]["loc"], size)
-    return tiles
+            yield index, image
+
+
+def _tiles_by_image(records: Sequence[FaceRecord], indices: Sequence[int], size: int) -> dict[int, np.ndarray]:
+    """Crop the faces ``indices`` of ``records``: ``{record index: BGR tile}``."""
+    return {
+        index: placeholder_tile(size) if image is None else face_tile(image, records[index]["loc"], size)
+        for index, image in photos_of(records, indices)
+    }
 
 
 def cluster_montage(

@@ -31,13 +31,14 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .images import ImageSkipped, LoadedImage, display_path, load_image
+from .images import LoadedImage, display_path
 from .montage import (
     TILE_SIZE,
     UNKNOWN_LABEL,
     montage_filename,
     montage_title,
     ordered_labels,
+    photos_of,
     placeholder_tile,
     write_image,
 )
@@ -388,21 +389,12 @@ def _write_thumbnails(out_dir: str, records: Sequence[FaceRecord]) -> dict[int, 
     """
     thumbs = os.path.join(out_dir, THUMBS_DIR)
     os.makedirs(thumbs, exist_ok=True)
-    by_path: dict[str, list[int]] = defaultdict(list)
-    for index, record in enumerate(records):
-        by_path[record["imagePath"]].append(index)
     written: dict[int, str] = {}
-    for path, indices in by_path.items():
-        try:
-            image = load_image(path)
-        except ImageSkipped as skipped:
-            log.warning("no thumbnails for %s: %s", display_path(path), skipped)
-            image = None
-        for index in indices:
-            name = f"face_{index:05d}.jpg"
-            tile = placeholder_tile(THUMB_SIZE) if image is None else face_thumbnail(image, records[index]["loc"])
-            write_image(os.path.join(thumbs, name), tile, quality=85)
-            written[index] = f"{THUMBS_DIR}/{name}"
+    for index, image in photos_of(records, range(len(records))):
+        name = f"face_{index:05d}.jpg"
+        tile = placeholder_tile(THUMB_SIZE) if image is None else face_thumbnail(image, records[index]["loc"])
+        write_image(os.path.join(thumbs, name), tile, quality=85)
+        written[index] = f"{THUMBS_DIR}/{name}"
     wanted = {os.path.basename(relative) for relative in written.values()}
     for name in os.listdir(thumbs):
         if re.fullmatch(r"face_\d+\.jpg", name) and name not in wanted:

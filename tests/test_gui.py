@@ -194,23 +194,28 @@ def test_display_available_on_xvfb(xdisplay, monkeypatch):
         montage._probe_display.cache_clear()
 
 
-def test_each_window_in_turn_then_exit(xdisplay):
-    child = _start_viewer(xdisplay)
+def _page_through(display: str, child: subprocess.Popen, titles: list[str], screenshot: str = "") -> tuple[str, str]:
+    """Expect each window in turn, alone, press space in it; return the child's output."""
     try:
-        for position, title in enumerate(TITLES):
-            window = _wait_for_window(xdisplay, title, child)
-            others = [other for other in TITLES if other != title and _visible(xdisplay, other)]
+        for position, title in enumerate(titles):
+            window = _wait_for_window(display, title, child)
+            others = [other for other in titles if other != title and _visible(display, other)]
             assert others == [], f"{others} open together with {title!r}: one window at a time"
-            if position == 0:
+            if position == 0 and screenshot:
                 time.sleep(0.3)  # let Qt paint before the picture is taken
-                _screenshot(xdisplay, "montage_window.png")
-            _press(xdisplay, window, "space")
-            _wait_until_gone(xdisplay, title)
-        out, err = child.communicate(timeout=20)
+                _screenshot(display, screenshot)
+            _press(display, window, "space")
+            _wait_until_gone(display, title)
+        return child.communicate(timeout=20)
     finally:
         if child.poll() is None:
             child.kill()
             child.communicate()
+
+
+def test_each_window_in_turn_then_exit(xdisplay):
+    child = _start_viewer(xdisplay)
+    out, err = _page_through(xdisplay, child, TITLES, "montage_window.png")
     assert child.returncode == 0, err[-3000:]
     assert _shown(out) == TITLES
     assert out.rstrip().endswith("DONE")
@@ -261,18 +266,7 @@ def test_cluster_faces_pages_through_its_windows(xdisplay, tmp_path):
         cwd=tmp_path, env=_env(xdisplay), stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    titles = ["Unknown Faces", "Face ID #0", "Face ID #1"]
-    try:
-        for title in titles:
-            window = _wait_for_window(xdisplay, title, child)
-            assert [t for t in titles if t != title and _visible(xdisplay, t)] == []
-            _press(xdisplay, window, "space")
-            _wait_until_gone(xdisplay, title)
-        out, err = child.communicate(timeout=20)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
+    out, err = _page_through(xdisplay, child, ["Unknown Faces", "Face ID #0", "Face ID #1"])
     assert child.returncode == 0, err[-3000:]
     assert "[INFO] # unique faces: 2" in out
     assert not (tmp_path / "output").exists()  # a screen: windows, not files
