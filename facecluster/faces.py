@@ -32,6 +32,7 @@ DETECTION_METHODS = ("auto", "hog", "cnn")
 LANDMARK_MODELS = ("small", "large")  # 5-point (face_recognition's default) or 68-point
 ENCODERS = ("numpy", "dlib")  # same network and weights; numpy runs it ~8x faster here
 CNN_SECONDS_PER_PHOTO_CPU = 22.0  # measured on a 2-core CPU without CUDA
+RETRY_MAX_SIDE = 4096  # the largest copy a face-less photo is searched again at
 
 
 @dataclass(frozen=True)
@@ -220,21 +221,45 @@ def _run_detector(detector_image: np.ndarray, method: str, upsample: int) -> lis
     return [box_from_dlib(rect) for rect in hog_detector()(detector_image, upsample)]
 
 
+def _detect_at(rgb: np.ndarray, method: str, factor: float) -> list[Box]:
+    """Detect on ``rgb`` resized by ``factor``; boxes in ``rgb``'s pixels.
+
+    A factor of exactly 1, 2 or 4 uses dlib's own pyramid upsampling, so
+    results match face_recognition's ``face_locations`` exactly.
+    """
+    for upsample in (0, 1, 2):
+        if abs(factor - 2**upsample) < 1e-9:
+            return _run_detector(rgb, method, upsample)
+    return [scale_box(box, 1 / factor) for box in _run_detector(_resized(rgb, factor), method, 0)]
+
+
+def retry_scale(width: int, height: int, options: DetectionOptions) -> float | None:
+    """The larger scale to look again at when the first found no face, or ``None``.
+
+    Only with ``upsample`` auto: face_recognition's 2x, but with the long side
+    capped at ``RETRY_MAX_SIDE``, so a photo of a crowd far away, or a film
+    still with small faces, is never reported face-less where the tutorial
+    would have found one.  Photos with faces -- nearly all -- never pay for it.
+    """
+    if options.upsample is not None:
+        return None
+    first = detection_scale(width, height, options)
+    second = min(2.0, RETRY_MAX_SIDE / max(width, height, 1))
+    return second if second > first * 1.2 else None
+
+
 def detect_faces(rgb: np.ndarray, options: DetectionOptions) -> list[Box]:
     """Find the faces in an RGB photo.  Boxes are in ``rgb``'s pixels, clipped to it.
 
-    A scale of exactly 2 or 1 uses dlib's own pyramid upsampling (0 or 1
-    times), so results match face_recognition's ``face_locations`` exactly;
-    any other scale detects on a resized copy.
+    Detects at :func:`detection_scale`; when that finds nothing, looks once
+    more at :func:`retry_scale`.
     """
     height, width = rgb.shape[:2]
-    factor = detection_scale(width, height, options)
-    for upsample in (0, 1, 2):
-        if abs(factor - 2**upsample) < 1e-9:
-            boxes = _run_detector(rgb, options.method, upsample)
-            break
-    else:
-        boxes = [scale_box(box, 1 / factor) for box in _run_detector(_resized(rgb, factor), options.method, 0)]
+    boxes = _detect_at(rgb, options.method, detection_scale(width, height, options))
+    if not boxes:
+        retry = retry_scale(width, height, options)
+        if retry is not None:
+            boxes = _detect_at(rgb, options.method, retry)
     return [clip_box(box, width, height) for box in boxes]
 
 
@@ -266,6 +291,10 @@ def detect_faces_batch(rgbs: list[np.ndarray], options: DetectionOptions, batch_
                 results[index] = [
                     clip_box(scale_box(box_from_dlib(d.rect), 1 / factors[index]), width, height) for d in found
                 ]
+    for index, rgb in enumerate(rgbs):
+        retry = None if results[index] else retry_scale(rgb.shape[1], rgb.shape[0], options)
+        if retry is not None:
+            results[index] = [clip_box(box, rgb.shape[1], rgb.shape[0]) for box in _detect_at(rgb, "cnn", retry)]
     return results
 
 

@@ -122,3 +122,25 @@ def test_models_load_without_pkg_resources(fr_examples: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.strip() == "1"
     assert "Please install" not in out.stdout
+
+
+def test_small_face_in_a_large_photo_is_found_on_a_second_look(lfw: Path) -> None:
+    """A ~45 px face in a 1600 px photo: too small at 1x, found at the retry scale."""
+    import cv2
+
+    from facecluster.faces import retry_scale
+
+    portrait = load_image(str(sorted((lfw / "Aaron_Peirsol").glob("*.jpg"))[0])).rgb
+    canvas = np.full((1200, 1600, 3), 110, np.uint8)
+    canvas[500:600, 700:800] = cv2.resize(portrait, (100, 100), interpolation=cv2.INTER_AREA)
+    options = DetectionOptions()
+    assert retry_scale(1600, 1200, options) == 2.0
+    from facecluster.faces import _detect_at
+
+    assert _detect_at(canvas, "hog", 1.0) == []  # the first look misses it
+    boxes = detect_faces(canvas, options)
+    assert len(boxes) == 1
+    top, right, bottom, left = boxes[0]
+    assert 480 < top < 600 and 700 <= left < 760
+    assert retry_scale(1600, 1200, DetectionOptions(upsample=0)) is None  # a fixed scale is obeyed
+    assert retry_scale(250, 250, options) is None  # already at 2x
