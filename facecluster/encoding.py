@@ -53,12 +53,17 @@ def _worker_init() -> None:
 
 
 def encode_photo(path: str, options: DetectionOptions) -> PhotoResult:
-    """Decode one photo and return its faces with boxes in original pixels."""
+    """Decode one photo and return its faces with boxes in original pixels.
+
+    Never raises for a bad photo: whatever fails is the photo's result.
+    """
     try:
         image = load_image(path)
+        faces = find_faces(image.rgb, options)
     except ImageSkipped as skipped:
         return PhotoResult(path, "skipped", [], str(skipped))
-    faces = find_faces(image.rgb, options)
+    except (RuntimeError, ValueError, MemoryError) as error:  # dlib/OpenCV on a pathological image
+        return PhotoResult(path, "skipped", [], f"could not be processed ({type(error).__name__}: {error})")
     return _result_from_faces(path, [(face.box, face.encoding) for face in faces], image.scale)
 
 

@@ -121,3 +121,22 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path, lfw: Path) -> Non
     reused = int(resumed.stdout.split(" results reused")[0].rsplit("[INFO] ", 1)[1])
     assert reused >= 5
     assert same_records(load_encodings(killed), load_encodings(clean))
+
+
+def test_a_photo_that_kills_its_worker_is_skipped_and_the_run_goes_on(small_set: Path, tmp_path: Path, monkeypatch) -> None:
+    """A decoder crash (simulated: the worker process dies on one photo) costs that photo only."""
+    from facecluster import encoding
+
+    deadly = sorted(small_set.rglob("*.jpg"))[4]
+    real_load = encoding.load_image
+
+    def load_or_die(path: str, *args, **kwargs):
+        if path == str(deadly):
+            os._exit(11)  # as a segfaulting decoder would
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(encoding, "load_image", load_or_die)  # workers are forked: they inherit it
+    records, summary = encode_dataset(list_dataset(str(small_set)), str(tmp_path / "e.pickle"), DetectionOptions(), workers=2)
+    assert summary.skipped == {"crashed the image decoder": 1}
+    assert summary.with_faces == 8
+    assert str(deadly) not in {r["imagePath"] for r in records}
