@@ -147,3 +147,40 @@ def test_zero_faces_and_too_few(tmp_path: Path) -> None:
     out = run_script("cluster_faces.py", "-e", str(path), "-o", str(tmp_path / "out2"))
     assert out.returncode == 0, out.stderr
     assert "fewer than --min-samples" in out.stderr
+
+
+def test_progress_bar_on_a_terminal(tmp_path: Path, lfw: Path) -> None:
+    """stderr on a terminal: a bar with rate and ETA instead of one line per photo."""
+    import pty
+
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    for photo in sorted((lfw / "Aaron_Peirsol").glob("*.jpg"))[:3]:
+        shutil.copy(photo, dataset / photo.name)
+    import fcntl
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column terminal
+    env = dict(os.environ)
+
+    done = subprocess.run([sys.executable, str(ROOT / "encode_faces.py"), "-i", str(dataset), "-e", str(tmp_path / "e.p")],
+                          stdout=subprocess.PIPE, stderr=follower, env=env, timeout=300)
+    os.close(follower)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(leader)
+    assert done.returncode == 0
+    text = screen.decode(errors="replace")
+    assert "3/3" in text and "photo/s" in text and "<" in text  # count, rate, ETA
+    assert "processing image" not in done.stdout.decode()
