@@ -3,12 +3,13 @@ PY := .venv/bin/python
 FACES_DATA ?= $(wildcard ../shared/datasets)
 export FACES_DATA
 
-.PHONY: install demo dataset test bench clean help
+.PHONY: install demo dataset test bench quality clean help
 
 help:
 	@echo "make demo    install, build the sample dataset/, encode, cluster, write output/"
 	@echo "make test    install test tools and run the test suite"
-	@echo "make bench   speed and quality benchmarks (writes bench-results/)"
+	@echo "make bench   encoding speed against the tutorial's loop (writes bench-results/)"
+	@echo "make quality clustering quality sweeps on LFW (writes benchmarks/results/)"
 
 .venv/.installed: requirements.txt requirements-nodeps.txt tools/install.sh
 	tools/install.sh
@@ -36,6 +37,9 @@ test: .venv/.installed-dev
 
 bench: .venv/.installed-dev
 	$(PY) benchmarks/run.py
+
+quality: .venv/.installed-dev
+	$(PY) benchmarks/quality.py
 
 clean:
 	rm -rf output encodings.pickle encodings.pickle.cache.sqlite* dataset/*.jpg dataset.key.csv

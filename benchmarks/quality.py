@@ -1,7 +1,7 @@
 """Clustering quality on real faces: the sweep that chose facecluster's defaults.
 
 Builds the LFW subsets that ``shared/datasets/README.md`` describes, encodes
-them once with the tutorial's own loop, then sweeps each clustering method's
+them once with encode_faces.py's pipeline, then sweeps each clustering method's
 parameters and scores every run against the true identities.
 
 Subsets (deterministic, by sorted folder and file name):
@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
-import pickle
 from collections import Counter
 import platform
 import sys
@@ -41,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-DEFAULT_CACHE = "/tmp/qual/bench3474.pickle"
+DEFAULT_CACHE = str(ROOT / ".cache" / "quality" / "bench-3474.pickle")
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "quality-lfw-bench.md"
 
 
@@ -83,94 +81,23 @@ def lfw_subset(lfw_root: str, subset: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------
-# Encoding (the tutorial's encode_faces.py loop, verbatim in substance)
+# Encoding (our encode_faces.py pipeline, cached and incremental)
 # --------------------------------------------------------------------------
 
-def encode_tutorial(image_paths: list[str], *, model: str = "hog", progress: bool = True) -> list[dict]:
-    """Encode every face of every image exactly as encode_faces.py does:
-    cv2.imread -> BGR2RGB -> face_locations(model) -> face_encodings(boxes)."""
-    import cv2
-    import face_recognition
+def load_or_encode(cache: str, image_paths: list[str]) -> tuple[list[dict], float]:
+    """Records for ``image_paths`` with their encoding time, as encode_faces.py
+    makes them.  Results are kept beside ``cache`` (its ``.cache.sqlite``), so
+    only the first run pays for encoding."""
+    from facecluster.encoding import encode_dataset
+    from facecluster.faces import DetectionOptions
+    from facecluster.images import Listing
 
-    data = []
-    start = time.perf_counter()
-    for i, image_path in enumerate(image_paths):
-        if progress and i % 200 == 0:
-            print(f"[INFO] processing image {i + 1}/{len(image_paths)} "
-                  f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
-        image = cv2.imread(image_path)
-        if image is None:
-            continue
-        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        boxes = face_recognition.face_locations(rgb, model=model)
-        encodings = face_recognition.face_encodings(rgb, boxes)
-        data.extend({"imagePath": image_path, "loc": box, "encoding": enc} for box, enc in zip(boxes, encodings))
-    if progress:
-        print(f"[INFO] encoded {len(data)} faces from {len(image_paths)} images "
-              f"in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
-    return data
-
-
-def load_or_encode(cache: str, image_paths: list[str]) -> list[dict]:
-    """Records for ``image_paths``, read from ``cache`` (tutorial pickle) when
-    it covers them, otherwise encoded and written there."""
-    if os.path.exists(cache):
-        with open(cache, "rb") as handle:
-            data = pickle.loads(handle.read())
-        if set(image_paths) <= {r["imagePath"] for r in data} | _faceless(cache):
-            return data
-        print(f"[WARN] {cache} does not cover the subset: re-encoding", file=sys.stderr)
-    start = time.perf_counter()
-    data = encode_tutorial(image_paths)
-    seconds = time.perf_counter() - start
     os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)
-    tmp = cache + ".tmp"
-    with open(tmp, "wb") as handle:
-        handle.write(pickle.dumps(data))
-    os.replace(tmp, cache)
-    found = {r["imagePath"] for r in data}
-    with open(cache + ".noface.txt", "w") as handle:  # so the cache check knows them
-        handle.writelines(p + "\n" for p in image_paths if p not in found)
-    with open(cache + ".meta.json", "w") as handle:
-        json.dump({"images": len(image_paths), "faces": len(data), "seconds": round(seconds, 1),
-                   "date": _dt.date.today().isoformat(), "cores": os.cpu_count()}, handle)
-    return data
-
-
-def _faceless(cache: str) -> set[str]:
-    try:
-        with open(cache + ".noface.txt") as handle:
-            return {line.rstrip("\n") for line in handle}
-    except OSError:
-        return set()
-
-
-def central_face_labels(data: list[dict], identities: list) -> list:
-    """LFW labels only the person in the middle of each photo: when a photo
-    has several faces, keep the label of the face nearest the centre and
-    leave the others (bystanders) unlabelled, so they are clustered but not
-    scored."""
-    from PIL import Image
-
-    by_image: dict[str, list[int]] = {}
-    for i, record in enumerate(data):
-        by_image.setdefault(record["imagePath"], []).append(i)
-    labels = list(identities)
-    for path, rows in by_image.items():
-        if len(rows) < 2:
-            continue
-        with Image.open(path) as image:
-            width, height = image.size
-
-        def off_centre(i: int) -> float:
-            top, right, bottom, left = data[i]["loc"]
-            return ((top + bottom) / 2 - height / 2) ** 2 + ((left + right) / 2 - width / 2) ** 2
-
-        keep = min(rows, key=off_centre)
-        for i in rows:
-            if i != keep:
-                labels[i] = None
-    return labels
+    records, summary = encode_dataset(Listing(images=sorted(image_paths)), cache, DetectionOptions(),
+                                      on_result=lambda result, reused: None)
+    print(f"[INFO] {summary.images} images, {summary.faces} faces ({summary.reused} reused, "
+          f"{summary.encoded} encoded) in {summary.seconds:.0f} s", file=sys.stderr)
+    return records, summary.seconds if summary.encoded == summary.images else float("nan")
 
 
 # --------------------------------------------------------------------------
@@ -411,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lfw", help="LFW deep-funneled folder (default: $FACES_DATA/lfw-deepfunneled)")
-    parser.add_argument("--cache", default=DEFAULT_CACHE, help="encodings cache for bench-3474 (tutorial pickle)")
+    parser.add_argument("--cache", default=DEFAULT_CACHE, help="encodings file for bench-3474; results are kept beside it")
     parser.add_argument("--encodings", help="score this tutorial-format pickle instead of the LFW subsets")
     parser.add_argument("--labels", default="folders", help="'folders' or a CSV with path,identity (with --encodings)")
     parser.add_argument("--dataset-root", help="folder the CSV's paths are relative to (with --encodings)")
@@ -424,17 +351,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from facecluster.clustering import DEFAULTS
-    from facecluster.evaluation import read_labels
+    from facecluster.evaluation import primary_face_labels, read_labels
 
     sweeps = QUICK_SWEEPS if args.quick else SWEEPS
     sets: dict[str, tuple[np.ndarray, list]] = {}
     notes: list[str] = []
     if args.encodings:
-        with open(args.encodings, "rb") as handle:
-            data = pickle.loads(handle.read())
+        from facecluster.store import load_encodings
+
+        data = load_encodings(args.encodings)
         X, paths = _records_arrays(data)
         try:
-            identities = read_labels(args.labels, paths, args.dataset_root)
+            identities = primary_face_labels(data, read_labels(args.labels, paths, args.dataset_root))
         except ValueError as error:
             parser.error(str(error))
         if not any(i is not None for i in identities):
@@ -451,10 +379,10 @@ def main(argv: list[str] | None = None) -> int:
         if not os.path.isdir(lfw):
             parser.error(f"no LFW folder at {lfw}; pass --lfw or set FACES_DATA")
         bench_paths = lfw_subset(lfw, "bench-3474")
-        data = load_or_encode(args.cache, bench_paths)
+        data, seconds = load_or_encode(args.cache, bench_paths)
         X, paths = _records_arrays(data)
         folder_labels = read_labels("folders", paths, lfw)
-        identities = central_face_labels(data, folder_labels)
+        identities = primary_face_labels(data, folder_labels)
         sets["bench-3474"] = (X, identities)
         demo = set(lfw_subset(lfw, "demo"))
         rows = [i for i, p in enumerate(paths) if p in demo]
@@ -462,19 +390,13 @@ def main(argv: list[str] | None = None) -> int:
         sets["bench-3474, bystanders labelled too"] = (X, folder_labels)
         out = args.out or str(DEFAULT_OUT)
         title = "Clustering quality on LFW (bench-3474 and demo subsets)"
-        notes.append(f"- bench-3474: {_describe(data, len(bench_paths))}. LFW names the person in the middle "
-                     "of each photo, so in a photo with several faces only the face nearest the centre is "
-                     f"scored ({sum(i is None for i in identities)} bystander faces are clustered but not "
-                     "scored). The row \"bystanders labelled too\" scores every face as its folder's person, "
-                     "as a naive reading of the folders would.")
+        notes.append(f"- bench-3474: {_describe(data, len(bench_paths))}. In a photo with several faces "
+                     "only the largest takes the photo's label (LFW names the person the photo is of); "
+                     f"the other {sum(i is None for i in identities)} faces are bystanders, clustered but not "
+                     "scored. The row \"bystanders labelled too\" scores every face as its folder's person.")
         notes.append(f"- demo: {_describe([data[i] for i in rows], len(demo))}.")
-        try:
-            with open(args.cache + ".meta.json") as handle:
-                meta = json.load(handle)
-            notes.append(f"- Encoding (tutorial loop, HOG, upsample 1, one process): {meta['seconds']:.0f} s "
-                         f"for {meta['images']} images on {meta['cores']} cores, {meta['date']}.")
-        except (OSError, ValueError, KeyError):
-            pass
+        notes.append("- Encodings: encode_faces.py's pipeline with its defaults (HOG, numpy encoder)"
+                     + (f", {seconds:.0f} s for {len(bench_paths)} images." if seconds == seconds else "."))
 
     main_name = next(iter(sets))
     X, identities = sets[main_name]

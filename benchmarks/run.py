@@ -37,16 +37,10 @@ from facecluster.clustering import cluster_encodings  # noqa: E402
 from facecluster.evaluation import evaluate, read_labels  # noqa: E402
 from facecluster.store import load_encodings  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from quality import lfw_subset  # noqa: E402  (the one definition of the subsets)
+
 CACHE = ROOT / ".cache" / "bench"
-
-
-def lfw_bench_files(lfw: Path) -> list[Path]:
-    """The bench-3474 subset, deterministic by sorted folder and file names."""
-    people = sorted(p for p in lfw.iterdir() if p.is_dir())
-    photos = {p: sorted(p.glob("*.jpg")) for p in people}
-    chosen = [f for p in people if len(photos[p]) >= 10 for f in photos[p][:30]]
-    chosen += [photos[p][0] for p in people if len(photos[p]) == 1][:500]
-    return chosen
 
 
 def linked_set(name: str, files: list[Path], root: Path) -> Path:
@@ -65,7 +59,7 @@ def photo_sets(data: Path, wanted: list[str]) -> dict[str, Path]:
     sets = {}
     if "lfw-bench" in wanted:
         lfw = data / "lfw-deepfunneled"
-        sets["lfw-bench"] = linked_set("lfw-bench", lfw_bench_files(lfw), lfw)
+        sets["lfw-bench"] = linked_set("lfw-bench", [Path(p) for p in lfw_subset(str(lfw), "bench-3474")], lfw)
     if "examples" in wanted:
         sets["examples"] = data / "face_recognition_examples"
     if "yale" in wanted:
