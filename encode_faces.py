@@ -7,10 +7,12 @@ USAGE
 """
 
 import argparse
+import os
 
 from facecluster import cli
 from facecluster.encoding import DatasetError, encode_dataset, list_dataset
-from facecluster.faces import DETECTION_METHODS, DetectionOptions, resolve_detection_method
+from facecluster.faces import (CNN_SECONDS_PER_PHOTO_CPU, DETECTION_METHODS, DetectionOptions, cuda_available,
+                               resolve_detection_method)
 from facecluster.store import save_encodings
 
 
@@ -53,6 +55,11 @@ def main() -> int:
     # encode the faces in every one of them
     print("[INFO] quantifying faces...")
     listing = list_dataset(args["dataset"])
+    if method == "cnn" and not cuda_available():
+        seconds = CNN_SECONDS_PER_PHOTO_CPU * len(listing.images) / (args["workers"] or os.cpu_count() or 1)
+        estimate = f"{seconds / 60:.0f} minutes" if seconds >= 120 else f"{seconds:.0f} seconds"
+        cli.warning(f"CNN detection on the CPU: expect up to about {estimate} for {len(listing.images)} photo(s) "
+                    "of web size; -d hog is far faster")
     progress = cli.Progress(len(listing.images))
     records, summary = encode_dataset(
         listing, args["encodings"], options, workers=args["workers"], batch_size=args["batch_size"],
