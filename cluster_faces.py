@@ -88,20 +88,22 @@ def main() -> int:
     elif output is None and args["organize"]:
         output = "output"  # the person folders need a home even when windows show the montages
 
-    # loop over the unique face integers, building a montage of a random
-    # sample of at most 25 faces for each
+    if output is not None:
+        write_outputs(output, data, labels, each_montage(data, labels, labelIDs))
+    if interactive:
+        show_montages((montage_title(label), image) for label, image in each_montage(data, labels, labelIDs))
+    return 0
+
+
+def each_montage(data, labels, labelIDs):
+    """Loop over the unique face integers, building a montage of a random
+    sample of at most 25 faces for each -- one at a time, as it is shown or
+    written, so the first window opens at once and memory stays flat."""
     rng = np.random.default_rng(args["seed"])
-    montages = []
     for labelID in labelIDs:
         print("[INFO] faces for face ID: {}".format(labelID))
         idxs = np.where(labels == labelID)[0]
-        montages.append((int(labelID), cluster_montage(data, idxs, rng)))
-
-    if output is not None:
-        write_outputs(output, data, labels, montages)
-    if interactive:
-        show_montages((montage_title(label), image) for label, image in montages)
-    return 0
+        yield int(labelID), cluster_montage(data, idxs, rng)
 
 
 def report_quality(data, labels) -> None:
@@ -122,18 +124,21 @@ def report_quality(data, labels) -> None:
 
 
 def write_outputs(output: str, data, labels, montages) -> None:
+    """Everything people browse, into ``output``; montages are written as they are built."""
     from facecluster.outputs import organize, write_clusters_csv, write_clusters_json, write_gallery
 
     os.makedirs(output, exist_ok=True)
-    files = write_montages(montages, output)
+    montage_files = {}
+    for label, image in montages:
+        montage_files[label] = write_montages([(label, image)], output)[0]
     write_clusters_csv(os.path.join(output, "clusters.csv"), data, labels)
     write_clusters_json(os.path.join(output, "clusters.json"), data, labels,
                         {"method": args["method"], "encodings": args["encodings"]})
     if args["organize"]:  # before the gallery, which links to the person folders
         done = organize(output, data, labels, args["organize"])
         print(f"[INFO] {done.placed} photos sorted into {len(done.folders)} folders in {output}/ ({done.mode})")
-    gallery = write_gallery(output, data, labels, dict(zip((label for label, _ in montages), files)))
-    print(f"[INFO] wrote {len(files)} montages, clusters.csv, clusters.json and {gallery}")
+    gallery = write_gallery(output, data, labels, montage_files)
+    print(f"[INFO] wrote {len(montage_files)} montages, clusters.csv, clusters.json and {gallery}")
 
 
 if __name__ == "__main__":
