@@ -33,6 +33,9 @@ LANDMARK_MODELS = ("small", "large")  # 5-point (face_recognition's default) or 
 ENCODERS = ("numpy", "dlib")  # same network and weights; numpy runs it ~8x faster here
 CNN_SECONDS_PER_PHOTO_CPU = 22.0  # measured on a 2-core CPU without CUDA
 RETRY_MAX_SIDE = 4096  # the largest copy a face-less photo is searched again at
+# Part of the key under which results are reused: bump it whenever a change
+# here would find or encode faces differently, so old results are redone.
+PIPELINE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ class DetectionOptions:
 
     def cache_key(self) -> str:
         return (
-            f"{self.method}/up={self.upsample}/max={self.max_detect_side}/min={self.min_detect_side}"
+            f"v{PIPELINE_VERSION}/{self.method}/up={self.upsample}/max={self.max_detect_side}/min={self.min_detect_side}"
             f"/jit={self.num_jitters}/lm={self.landmarks}/enc={self.encoder}"
         )
 
