@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from facecluster.clustering import cluster_encodings  # noqa: E402
-from facecluster.evaluation import evaluate, read_labels  # noqa: E402
+from facecluster.evaluation import evaluate, primary_face_labels, read_labels  # noqa: E402
 from facecluster.store import load_encodings  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -95,7 +95,7 @@ def cluster_quality(encodings: Path, dataset: Path) -> dict[str, float]:
     records = load_encodings(encodings)
     import numpy as np
 
-    identities = read_labels("folders", [r["imagePath"] for r in records], str(dataset))
+    identities = primary_face_labels(records, read_labels("folders", [r["imagePath"] for r in records], str(dataset)))
     matrix = np.array([r["encoding"] for r in records])
     scores = {}
     for method in ("chinese-whispers", "agglomerative"):
