@@ -113,6 +113,11 @@ SWEEPS = {
     "chinese-whispers": [{"threshold": t} for t in _grid(0.35, 0.6, 0.025)],
     "agglomerative": [{"threshold": t} for t in _grid(0.4, 0.7, 0.025)],
 }
+DEMO_SWEEPS = {
+    "dbscan": [{"eps": e, "min_samples": 5} for e in _grid(0.35, 0.6, 0.05)],
+    "chinese-whispers": [{"threshold": t} for t in _grid(0.35, 0.6, 0.05)],
+    "agglomerative": [{"threshold": t} for t in _grid(0.4, 0.7, 0.05)],
+}
 QUICK_SWEEPS = {
     "dbscan": [{"eps": e, "min_samples": m} for m in (2, 5) for e in (0.4, 0.45, 0.5)],
     "chinese-whispers": [{"threshold": t} for t in (0.45, 0.475, 0.5)],
@@ -416,6 +421,10 @@ def main(argv: list[str] | None = None) -> int:
         lines += five_person_sets(X, identities, jobs=args.jobs)
     sweep_lines, best = sweep(X, identities, sweeps, jobs=args.jobs, with_dlib=not args.no_dlib)
     lines += ["", f"## Sweeps on {main_name}"] + sweep_lines
+    if "demo" in sets:
+        demo_lines, _ = sweep(*sets["demo"], QUICK_SWEEPS if args.quick else DEMO_SWEEPS, jobs=args.jobs,
+                              with_dlib=False)
+        lines += ["", "## Sweeps on demo"] + demo_lines
     lines += ["", "## Best pairwise F1 per method", ""]
     lines += [f"- {m}: {_fmt_params(p)} -> pairwise F1 {r['pairwise_f1']:.3f}, BCubed F1 {r['bcubed_f1']:.3f}, "
               f"{r['clusters']} clusters, {r['outliers']} outliers" for m, (p, r) in best.items()]
