@@ -141,35 +141,31 @@ def _compare_photo(path, encoder, model: str = "small"):
     return len(locations), float(np.abs(got - ref).max())
 
 
-def test_matches_face_encodings_on_lfw(lfw, encoder):
+def _compare_photos(paths, encoder, model: str = "small") -> tuple[int, float]:
+    """Faces compared over ``paths`` and the largest difference seen."""
     faces, worst = 0, 0.0
-    for path in _lfw_subset(lfw, 20):
-        n, d = _compare_photo(path, encoder)
+    for path in paths:
+        n, d = _compare_photo(path, encoder, model=model)
         faces += n
         worst = max(worst, d)
+    return faces, worst
+
+
+def test_matches_face_encodings_on_lfw(lfw, encoder):
+    faces, worst = _compare_photos(_lfw_subset(lfw, 20), encoder)
     assert faces >= 16, f"only {faces} faces found"
     assert worst <= TOL, f"max abs difference {worst:.3g}"
 
 
 def test_matches_face_encodings_on_multi_face_photos(fr_examples, encoder):
     paths = sorted((fr_examples / "_multi_face").iterdir()) + [fr_examples / "obama" / "examples__obama-480p.jpg"]
-    faces, worst = 0, 0.0
-    for path in paths:
-        if path.suffix.lower() not in (".jpg", ".jpeg", ".png"):
-            continue
-        n, d = _compare_photo(path, encoder)
-        faces += n
-        worst = max(worst, d)
+    faces, worst = _compare_photos([p for p in paths if p.suffix.lower() in (".jpg", ".jpeg", ".png")], encoder)
     assert faces >= 5, f"only {faces} faces found"
     assert worst <= TOL, f"max abs difference {worst:.3g}"
 
 
 def test_matches_face_encodings_with_68_point_shapes(lfw, encoder):
-    faces, worst = 0, 0.0
-    for path in _lfw_subset(lfw, 6):
-        n, d = _compare_photo(path, encoder, model="large")
-        faces += n
-        worst = max(worst, d)
+    faces, worst = _compare_photos(_lfw_subset(lfw, 6), encoder, model="large")
     assert faces >= 4
     assert worst <= TOL, f"max abs difference {worst:.3g}"
 

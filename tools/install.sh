@@ -59,4 +59,4 @@ fi
 $PIP install --no-deps -r requirements-nodeps.txt
 
 # Prove the models load (this is where a missing pkg_resources used to bite).
-$VENV/bin/python -c 'from facecluster.faces import models, cuda_available; models(); print("[INFO] face models ready; dlib CUDA:", cuda_available())'
+$VENV/bin/python -c 'from facecluster.faces import DetectionOptions, cuda_available, preload; preload(DetectionOptions()); print("[INFO] face models ready; dlib CUDA:", cuda_available())'
