@@ -172,6 +172,10 @@ def list_images(root: str) -> Listing:
             continue
         seen_dirs.add(key)
         dirnames.sort()
+        for name in dirnames:
+            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                # Named like a photo but a folder: say so, and look inside it.
+                listing.skipped.append((os.path.join(folder, name), "a folder, not an image (searched inside)"))
         for name in filenames:
             path = os.path.join(folder, name)
             try:

@@ -144,6 +144,7 @@ def bad_folder(root: Path) -> dict[str, str]:
         "dangling.jpg": "broken symlink",
         "loop_a.jpg": "symlink loop",
         "loop_b.jpg": "symlink loop",
+        "x.jpg": "a folder, not an image",
     }
 
 
