@@ -7,6 +7,7 @@ see the traceback.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -35,6 +36,9 @@ def fail(message: str) -> NoReturn:
 
 def run(main: Callable[[], int | None], known_errors: tuple[type[BaseException], ...] = ()) -> NoReturn:
     """Run a script's ``main`` and turn every way it can end into an exit status."""
+    # The package logs what a user should see (a photo that vanished since it
+    # was encoded, ...); show it in the scripts' own style.
+    logging.basicConfig(level=logging.WARNING, format="[%(levelname)s] %(message)s", stream=sys.stderr)
     try:
         status = main() or 0
     except (UsageError, *known_errors) as problem:

@@ -74,6 +74,9 @@ def face_tile(image: LoadedImage, box: Box, size: int = TILE_SIZE) -> np.ndarray
     return cv2.resize(crop, (size, size), interpolation=interpolation)
 
 
+_reported_missing: set[str] = set()
+
+
 def photos_of(records: Sequence[FaceRecord], indices: Iterable[int]) -> Iterator[tuple[int, LoadedImage | None]]:
     """Yield ``(record index, its decoded photo)`` for ``indices``, decoding each photo once.
 
@@ -87,7 +90,9 @@ def photos_of(records: Sequence[FaceRecord], indices: Iterable[int]) -> Iterator
         try:
             image = load_image(path)
         except ImageSkipped as skipped:
-            log.warning("cannot show faces from %s: %s", display_path(path), skipped)
+            if path not in _reported_missing:  # montages and thumbnails both look: say it once
+                _reported_missing.add(path)
+                log.warning("cannot show faces from %s: %s", display_path(path), skipped)
             image = None
         for index in faces:
             yield index, image
