@@ -51,6 +51,8 @@ def main() -> int:
                                num_jitters=args["jitters"], landmarks=args["landmarks"],
                                encoder=args["encoder"])
 
+    check_writable(args["encodings"])
+
     # grab the paths to the input images in our dataset, then detect and
     # encode the faces in every one of them
     print("[INFO] quantifying faces...")
@@ -80,6 +82,17 @@ def main() -> int:
     if summary.ignored:
         print(f"[INFO] {summary.ignored} other files (not images) ignored")
     return 0
+
+
+def check_writable(encodings: str) -> None:
+    """Fail before any work if the encodings file could not be written."""
+    folder = os.path.dirname(os.path.abspath(encodings))
+    if os.path.isdir(encodings):
+        raise cli.UsageError(f"{encodings}: is a folder; give a file name for the encodings")
+    if not os.path.isdir(folder):
+        raise cli.UsageError(f"{encodings}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise cli.UsageError(f"{encodings}: cannot write in {folder}")
 
 
 if __name__ == "__main__":

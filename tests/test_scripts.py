@@ -112,6 +112,10 @@ def test_encode_errors(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     line = one_error_line(run_script("encode_faces.py", "-i", str(tmp_path / "empty"), "-e", str(tmp_path / "e.p")))
     assert "holds no image" in line
+    line = one_error_line(run_script("encode_faces.py", "-i", str(tmp_path / "empty"), "-e", str(tmp_path / "no" / "e.p")))
+    assert "does not exist" in line
+    line = one_error_line(run_script("encode_faces.py", "-i", str(tmp_path / "empty"), "-e", str(tmp_path)))
+    assert "is a folder" in line
 
 
 class Exploit:
