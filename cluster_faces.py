@@ -142,4 +142,4 @@ def write_outputs(output: str, data, labels, montages) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main, known_errors=(ValueError,))
+    cli.run(main, known_errors=(ValueError, OSError))

@@ -96,4 +96,4 @@ def check_writable(encodings: str) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main, known_errors=(DatasetError, ValueError))
+    cli.run(main, known_errors=(DatasetError, ValueError, OSError))
