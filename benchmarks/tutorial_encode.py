@@ -27,7 +27,7 @@ args = vars(ap.parse_args())
 
 imagePaths = sorted(paths.list_images(args["dataset"]))
 data = []
-for (i, imagePath) in enumerate(imagePaths):
+for imagePath in imagePaths:
     image = cv2.imread(imagePath)
     if image is None:  # the tutorial would crash here; the baseline just moves on
         continue

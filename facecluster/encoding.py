@@ -28,6 +28,11 @@ from .images import ImageSkipped, Listing, display_path, list_images, load_image
 from .records import FaceRecord, make_record, scale_box
 
 
+# A worker died on this photo.  Not kept between runs: the cause may have been
+# passing (the system ran out of memory), so the next run tries it again.
+CRASHED = "crashed the image decoder"
+
+
 class DatasetError(Exception):
     """The dataset can't be used at all; ``str()`` is a one-line reason."""
 
@@ -140,7 +145,7 @@ def _encode_isolated(path: str, options: DetectionOptions) -> PhotoResult:
         try:
             return pool.submit(encode_photos, [path], options).result()[0]
         except BrokenProcessPool:
-            return PhotoResult(path, "skipped", [], "crashed the image decoder")
+            return PhotoResult(path, "skipped", [], CRASHED)
 
 
 def _open_cache(encodings_path: str, options: DetectionOptions, warn: Callable[[str], None]) -> ResultCache:
@@ -214,7 +219,7 @@ def encode_dataset(
         for result in _run_pool(list(_chunks(todo, chunk)), options, workers, batch_size):
             results[result.path] = result
             fingerprint = fingerprints.get(result.path)
-            if fingerprint is not None:
+            if fingerprint is not None and result.reason != CRASHED:
                 cache.store(result, fingerprint)
             summary.encoded += 1
             on_result(result, False)

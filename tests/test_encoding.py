@@ -142,3 +142,8 @@ def test_a_photo_that_kills_its_worker_is_skipped_and_the_run_goes_on(small_set:
     assert summary.skipped == {"crashed the image decoder": 1}
     assert summary.with_faces == 8
     assert str(deadly) not in {r["imagePath"] for r in records}
+
+    # The crash may have been passing: the next run tries that photo again.
+    monkeypatch.setattr(encoding, "load_image", real_load)
+    records, summary = encode_dataset(list_dataset(str(small_set)), str(tmp_path / "e.pickle"), DetectionOptions(), workers=2)
+    assert (summary.reused, summary.encoded, summary.with_faces) == (8, 1, 9)
