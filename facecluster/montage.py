@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
@@ -44,6 +45,7 @@ _STOP_KEYS = frozenset({ord("q"), ord("Q"), 27})
 _POLL_MS = 50
 # The probe opens a real window in a child process; give a slow X server time.
 _PROBE_TIMEOUT_S = 20.0
+_PROBE_ATTEMPTS = 3
 
 
 def placeholder_tile(size: int = TILE_SIZE) -> np.ndarray:
@@ -244,7 +246,8 @@ def _probe_display(display: str | None, wayland: str | None) -> bool:
 
     A child process, because OpenCV's Qt backend calls ``abort()`` when it
     cannot connect (e.g. a stale ``DISPLAY``, or Wayland without an X server);
-    only a separate process survives that.  Cached per display.
+    only a separate process survives that.  A failed probe is tried again
+    (a busy X server can refuse one connection), then cached per display.
     """
     env = dict(os.environ)
     for name, value in (("DISPLAY", display), ("WAYLAND_DISPLAY", wayland)):
@@ -252,21 +255,25 @@ def _probe_display(display: str | None, wayland: str | None) -> bool:
             env.pop(name, None)
         else:
             env[name] = value
-    try:
-        result = subprocess.run(
-            [sys.executable, "-c", _PROBE],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            timeout=_PROBE_TIMEOUT_S,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        log.debug("display probe failed: %s", error)
-        return False
-    if result.returncode != 0:
+    for attempt in range(_PROBE_ATTEMPTS):
+        if attempt:
+            time.sleep(0.5)
+        try:
+            result = subprocess.run(
+                [sys.executable, "-c", _PROBE],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                timeout=_PROBE_TIMEOUT_S,
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            log.debug("display probe failed: %s", error)
+            continue
+        if result.returncode == 0:
+            return True
         log.debug("display probe exited %s: %s", result.returncode, result.stderr.decode(errors="replace").strip())
-    return result.returncode == 0
+    return False
 
 
 def display_available() -> bool:
