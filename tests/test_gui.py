@@ -73,9 +73,11 @@ def xdisplay():
     _require("Xvfb", "xdotool")
     # -displayfd: Xvfb picks a free display itself and writes its number to
     # the pipe once it accepts connections -- no guessing, no race.
+    # -noreset: by default the server resets whenever its last client leaves,
+    # and a connection made during that reset fails (seen as a flaky test).
     read_end, write_end = os.pipe()
     server = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x1024x24", "-nolisten", "tcp", "-noreset"],
         pass_fds=(write_end,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
