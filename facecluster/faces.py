@@ -224,16 +224,25 @@ def _run_detector(detector_image: np.ndarray, method: str, upsample: int) -> lis
     return [box_from_dlib(rect) for rect in hog_detector()(detector_image, upsample)]
 
 
-def _detect_at(rgb: np.ndarray, method: str, factor: float) -> list[Box]:
-    """Detect on ``rgb`` resized by ``factor``; boxes in ``rgb``'s pixels.
+def _detector_input(rgb: np.ndarray, factor: float) -> tuple[np.ndarray, int, float]:
+    """What the detector is given to see ``rgb`` at ``factor``.
 
-    A factor of exactly 1, 2 or 4 uses dlib's own pyramid upsampling, so
-    results match face_recognition's ``face_locations`` exactly.
+    Returns ``(image, upsample, shrink)``: the image, how many times dlib
+    upsamples it itself, and what the boxes it finds must be divided by.  A
+    factor of exactly 1, 2 or 4 uses dlib's own pyramid upsampling, so results
+    match face_recognition's ``face_locations`` exactly; any other factor
+    detects on a resized copy.
     """
     for upsample in (0, 1, 2):
         if abs(factor - 2**upsample) < 1e-9:
-            return _run_detector(rgb, method, upsample)
-    return [scale_box(box, 1 / factor) for box in _run_detector(_resized(rgb, factor), method, 0)]
+            return rgb, upsample, 1.0
+    return _resized(rgb, factor), 0, factor
+
+
+def _detect_at(rgb: np.ndarray, method: str, factor: float) -> list[Box]:
+    """Detect on ``rgb`` seen at ``factor``; boxes in ``rgb``'s pixels."""
+    image, upsample, shrink = _detector_input(rgb, factor)
+    return [scale_box(box, 1 / shrink) for box in _run_detector(image, method, upsample)]
 
 
 def retry_scale(width: int, height: int, options: DetectionOptions) -> float | None:
@@ -269,31 +278,26 @@ def detect_faces(rgb: np.ndarray, options: DetectionOptions) -> list[Box]:
 def detect_faces_batch(rgbs: list[np.ndarray], options: DetectionOptions, batch_size: int = 32) -> list[list[Box]]:
     """CNN detection of many photos in batches (fast on CUDA dlib).
 
-    dlib batches only images of one size, so photos are grouped by the size
-    the detector sees; the result is in the order of ``rgbs``.
+    dlib batches only images of one size, so photos are grouped by what the
+    detector sees (:func:`_detector_input`), which makes each photo's boxes
+    the same as :func:`detect_faces` gives; the result is in the order of ``rgbs``.
     """
     if options.method != "cnn":
         return [detect_faces(rgb, options) for rgb in rgbs]
-    detector_inputs: list[np.ndarray] = []
-    factors: list[float] = []
-    for rgb in rgbs:
-        factor = detection_scale(rgb.shape[1], rgb.shape[0], options)
-        factors.append(factor)
-        detector_inputs.append(rgb if factor == 1 else _resized(rgb, factor))
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for index, image in enumerate(detector_inputs):
-        groups.setdefault(image.shape, []).append(index)
+    inputs = [_detector_input(rgb, detection_scale(rgb.shape[1], rgb.shape[0], options)) for rgb in rgbs]
+    groups: dict[tuple, list[int]] = {}
+    for index, (image, upsample, _) in enumerate(inputs):
+        groups.setdefault((image.shape, upsample), []).append(index)
     results: list[list[Box]] = [[] for _ in rgbs]
     cnn = cnn_detector()
-    for indices in groups.values():
+    for (_, upsample), indices in groups.items():
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
-            detections = cnn([detector_inputs[i] for i in chunk], 0, batch_size=len(chunk))
+            detections = cnn([inputs[i][0] for i in chunk], upsample, batch_size=len(chunk))
             for index, found in zip(chunk, detections):
                 height, width = rgbs[index].shape[:2]
-                results[index] = [
-                    clip_box(scale_box(box_from_dlib(d.rect), 1 / factors[index]), width, height) for d in found
-                ]
+                shrink = inputs[index][2]
+                results[index] = [clip_box(scale_box(box_from_dlib(d.rect), 1 / shrink), width, height) for d in found]
     for index, rgb in enumerate(rgbs):
         retry = None if results[index] else retry_scale(rgb.shape[1], rgb.shape[0], options)
         if retry is not None:

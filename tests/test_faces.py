@@ -98,11 +98,12 @@ def test_cnn_batch_matches_single(lfw: Path) -> None:
     """The batched CNN path (fast on CUDA) gives what the per-photo path gives."""
     photos = sorted((lfw / "Aaron_Peirsol").glob("*.jpg"))[:2]
     rgbs = [load_image(str(p)).rgb for p in photos]
-    options = DetectionOptions(method="cnn", upsample=0)
-    batched = detect_faces_batch(rgbs, options, batch_size=2)
-    single = [detect_faces(rgb, options) for rgb in rgbs]
-    assert batched == single
-    assert all(len(boxes) >= 1 for boxes in batched)
+    cases = (DetectionOptions(method="cnn", upsample=0), DetectionOptions(method="cnn"), DetectionOptions(method="cnn", max_detect_side=400))
+    for options in cases:
+        batched = detect_faces_batch(rgbs, options, batch_size=2)  # 1x, 2x by dlib, 1.6x resized
+        single = [detect_faces(rgb, options) for rgb in rgbs]
+        assert batched == single
+        assert all(len(boxes) >= 1 for boxes in batched)
 
 
 def test_models_load_without_pkg_resources(fr_examples: Path) -> None:
