@@ -13,7 +13,8 @@ import numpy as np
 
 from facecluster import cli
 from facecluster.clustering import DEFAULTS, METHODS, cluster_encodings, looks_collapsed
-from facecluster.montage import cluster_montage, display_available, montage_title, show_montages, write_montages
+from facecluster.montage import (cluster_montage, display_available, montage_filename, montage_title, show_montages,
+                                 write_image)
 from facecluster.store import EncodingsError, load_encodings
 
 # construct the argument parser and parse the arguments
@@ -130,7 +131,8 @@ def write_outputs(output: str, data, labels, montages) -> None:
     os.makedirs(output, exist_ok=True)
     montage_files = {}
     for label, image in montages:
-        montage_files[label] = write_montages([(label, image)], output)[0]
+        montage_files[label] = os.path.join(output, montage_filename(label))
+        write_image(montage_files[label], image)
     write_clusters_csv(os.path.join(output, "clusters.csv"), data, labels)
     write_clusters_json(os.path.join(output, "clusters.json"), data, labels,
                         {"method": args["method"], "encodings": args["encodings"]})

@@ -29,11 +29,6 @@ def warning(message: str) -> None:
     print(f"[WARNING] {message}", file=sys.stderr)
 
 
-def fail(message: str) -> NoReturn:
-    error(message)
-    sys.exit(EXIT_BAD_INPUT)
-
-
 def run(main: Callable[[], int | None], known_errors: tuple[type[BaseException], ...] = ()) -> NoReturn:
     """Run a script's ``main`` and turn every way it can end into an exit status."""
     # The package logs what a user should see (a photo that vanished since it

@@ -235,15 +235,13 @@ def primary_face_labels(records: Sequence[dict], identities: Sequence[str | None
     """
     largest: dict[str, int] = {}
     for index, record in enumerate(records):
-        top, right, bottom, left = record["loc"]
-        area = (bottom - top) * (right - left)
         best = largest.get(record["imagePath"])
-        if best is None:
-            largest[record["imagePath"]] = index
-            continue
-        b_top, b_right, b_bottom, b_left = records[best]["loc"]
-        if area > (b_bottom - b_top) * (b_right - b_left):
+        if best is None or _area(record["loc"]) > _area(records[best]["loc"]):
             largest[record["imagePath"]] = index
     return [label if largest[record["imagePath"]] == index else None
             for index, (record, label) in enumerate(zip(records, identities))]
 
+
+def _area(box) -> int:
+    top, right, bottom, left = box
+    return (bottom - top) * (right - left)
