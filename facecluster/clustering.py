@@ -37,8 +37,9 @@ means the same thing whichever method ran.
 
 Defaults were chosen by ``benchmarks/quality.py`` on LFW bench-3474 (3,648
 faces, 158 people with 10-30 photos + 500 one-photo people; see
-``benchmarks/results/quality-lfw-bench.md``).  Pairwise F1 at the defaults:
-chinese-whispers 0.960 (0.942-0.960 over seeds), agglomerative 0.958, and
+``benchmarks/results/quality-lfw-bench.md``).  Pairwise F1 at the defaults,
+scoring only the largest face of each photo: chinese-whispers 0.962,
+agglomerative 0.957, and
 the tutorial's dbscan 0.07 (it chains 36% of the faces into one cluster; its
 best setting, eps=0.4 and min_samples=2, reaches 0.81).  On the 129-photo
 demo set all three find the 5 people.  Recommended: chinese-whispers.
@@ -57,8 +58,8 @@ METHODS = ("dbscan", "chinese-whispers", "agglomerative")
 DEFAULTS: dict[str, dict[str, float]] = {
     # The tutorial's values, kept so the default run matches it.
     "dbscan": {"eps": 0.5, "min_samples": 5},
-    # Best pairwise F1 of the 0.35-0.6 sweep, and the most 5-person sets split
-    # into exactly 5 (24 of 31); 0.475 is as good on bench-3474 but splits more.
+    # Best pairwise F1 of the 0.35-0.6 sweep; with min_cluster_size 3 it splits
+    # 27 of 31 clean 5-person sets into exactly 5 (0.475 splits more people).
     # min_cluster_size 3: see cluster_encodings.
     "chinese-whispers": {"threshold": 0.5, "min_cluster_size": 3},
     # Best of the 0.4-0.7 sweep; 0.525 and 0.575 lose 0.01-0.04 F1.
