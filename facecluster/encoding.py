@@ -33,6 +33,10 @@ from .records import FaceRecord, make_record, scale_box
 CRASHED = "crashed the image decoder"
 
 
+# What dlib, OpenCV or numpy raise on a pathological image.
+_PHOTO_ERRORS = (RuntimeError, ValueError, MemoryError)
+
+
 class DatasetError(Exception):
     """The dataset can't be used at all; ``str()`` is a one-line reason."""
 
@@ -67,7 +71,7 @@ def encode_photo(path: str, options: DetectionOptions) -> PhotoResult:
         faces = find_faces(image.rgb, options)
     except ImageSkipped as skipped:
         return PhotoResult(path, "skipped", [], str(skipped))
-    except (RuntimeError, ValueError, MemoryError) as error:  # dlib/OpenCV on a pathological image
+    except _PHOTO_ERRORS as error:
         return PhotoResult(path, "skipped", [], f"could not be processed ({type(error).__name__}: {error})")
     return _result_from_faces(path, [(face.box, face.encoding) for face in faces], image.scale)
 
@@ -88,10 +92,13 @@ def encode_photos(paths: list[str], options: DetectionOptions, batch_size: int =
             loaded.append((path, load_image(path)))
         except ImageSkipped as skipped:
             results[path] = PhotoResult(path, "skipped", [], str(skipped))
-    all_boxes = detect_faces_batch([image.rgb for _, image in loaded], options, batch_size)
-    for (path, image), boxes in zip(loaded, all_boxes):
-        encodings = encode_faces(image.rgb, boxes, options.num_jitters, options.landmarks, options.encoder)
-        results[path] = _result_from_faces(path, list(zip(boxes, encodings)), image.scale)
+    try:
+        all_boxes = detect_faces_batch([image.rgb for _, image in loaded], options, batch_size)
+        for (path, image), boxes in zip(loaded, all_boxes):
+            encodings = encode_faces(image.rgb, boxes, options.num_jitters, options.landmarks, options.encoder)
+            results[path] = _result_from_faces(path, list(zip(boxes, encodings)), image.scale)
+    except _PHOTO_ERRORS:  # one bad photo must not cost the batch: redo them one by one
+        return [encode_photo(path, options) for path in paths]
     return [results[path] for path in paths]
 
 

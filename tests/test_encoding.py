@@ -147,3 +147,16 @@ def test_a_photo_that_kills_its_worker_is_skipped_and_the_run_goes_on(small_set:
     monkeypatch.setattr(encoding, "load_image", real_load)
     records, summary = encode_dataset(list_dataset(str(small_set)), str(tmp_path / "e.pickle"), DetectionOptions(), workers=2)
     assert (summary.reused, summary.encoded, summary.with_faces) == (8, 1, 9)
+
+
+def test_a_failing_cnn_batch_is_redone_photo_by_photo(small_set: Path, monkeypatch) -> None:
+    from facecluster import encoding
+
+    def broken_batch(*args, **kwargs):
+        raise RuntimeError("dlib choked on one photo of the batch")
+
+    monkeypatch.setattr(encoding, "detect_faces_batch", broken_batch)
+    paths = [str(p) for p in sorted(small_set.rglob("*.jpg"))[:2]]
+    results = encoding.encode_photos(paths, DetectionOptions(method="cnn", upsample=0), batch_size=2)
+    assert [r.path for r in results] == paths
+    assert all(r.status == "faces" for r in results)
