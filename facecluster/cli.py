@@ -1,8 +1,8 @@
 """What the two scripts share: one-line errors, exit codes, progress display.
 
 Bad input ends in one clear line and exit status 2, never a traceback.  An
-unexpected failure also gets one line (exit 1); set ``FACECLUSTER_DEBUG=1`` to
-see the traceback.
+unexpected failure also gets one line (exit 1).  ``FACECLUSTER_DEBUG=1`` adds
+the traceback to either, for a developer chasing a wrong exit-2 verdict.
 """
 
 from __future__ import annotations
@@ -37,18 +37,24 @@ def run(main: Callable[[], int | None], known_errors: tuple[type[BaseException],
     try:
         status = main() or 0
     except (UsageError, *known_errors) as problem:
+        if _debugging():
+            traceback.print_exc()
         error(str(problem))
         status = EXIT_BAD_INPUT
     except KeyboardInterrupt:
         error("interrupted; finished work is kept, run the same command again to resume")
         status = EXIT_INTERRUPTED
     except Exception as problem:  # a bug or an environment failure: still one line
-        if os.environ.get("FACECLUSTER_DEBUG"):
+        if _debugging():
             traceback.print_exc()
         error(f"unexpected failure: {type(problem).__name__}: {problem} (FACECLUSTER_DEBUG=1 shows details)")
         status = 1
     sys.stdout.flush()
     sys.exit(status)
+
+
+def _debugging() -> bool:
+    return os.environ.get("FACECLUSTER_DEBUG", "") not in ("", "0")
 
 
 class Progress:

@@ -15,11 +15,11 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .files import write_atomically
 from .records import ENCODING_SIZE, FaceRecord
 
 # What unpickling a list of dicts of str, int tuples and float arrays needs
@@ -144,33 +144,6 @@ def dumps_encodings(records: list[FaceRecord]) -> bytes:
     buffer = io.BytesIO()
     _TutorialCompatiblePickler(buffer, protocol=PICKLE_PROTOCOL).dump(list(records))
     return buffer.getvalue()
-
-
-def write_atomically(path: str | os.PathLike, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old file or the new, never half."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-    try:
-        directory = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-    except OSError:
-        pass
 
 
 def save_encodings(path: str | os.PathLike, records: list[FaceRecord]) -> None:

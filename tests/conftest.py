@@ -7,6 +7,7 @@ tests *fail*; only when it is unset do they skip, with the reason.
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -45,6 +46,14 @@ def fr_examples(faces_data: Path) -> Path:
     if not path.is_dir():
         pytest.fail(f"{path} is missing")
     return path
+
+
+def require(module: str):
+    """Import ``module`` for a test; skip without it, but fail under CI (``CI`` set),
+    where a missing dependency is an install defect, not a reason to skip."""
+    if os.environ.get("CI"):
+        return importlib.import_module(module)
+    return pytest.importorskip(module)
 
 
 def run_script(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import require
+
 from facecluster import clustering
 from facecluster.clustering import (
     DEFAULTS,
@@ -95,7 +97,7 @@ def test_chain_merges_people_in_dbscan_but_not_agglomerative():
 
 @pytest.mark.parametrize("weighted", [True, False])
 def test_chinese_whispers_agrees_with_dlib(weighted):
-    dlib = pytest.importorskip("dlib")
+    dlib = require("dlib")
     X, _ = blobs([25, 25, 25, 25, 25, 1, 1, 1, 1], spread=0.025)
     ours = clustering._canonical_labels(clustering._chinese_whispers(X, 0.5, weighted=weighted))
     theirs = dlib.chinese_whispers_clustering([dlib.vector(row.tolist()) for row in X], 0.5)
@@ -116,7 +118,7 @@ def test_chinese_whispers_weighs_close_matches_above_marginal_ones():
     assert weighted.tolist() == [1, 1, 1, 0, 0, 0, 0]
     counted = clustering._chinese_whispers(X, 0.5, weighted=False)
     assert counted[0] == counted[3] == counted[6]
-    dlib = pytest.importorskip("dlib")
+    dlib = require("dlib")
     theirs = dlib.chinese_whispers_clustering([dlib.vector(row.tolist()) for row in X], 0.5)
     assert theirs[0] == theirs[3] == theirs[6]
 
@@ -291,8 +293,8 @@ def test_collapse_by_spread_needs_no_majority():
 def test_real_faces_three_people(lfw):
     """Three LFW people, 10 photos each, encoded as the tutorial does: the
     recommended methods find exactly them (scores measured: F1 1.0)."""
-    cv2 = pytest.importorskip("cv2")
-    face_recognition = pytest.importorskip("face_recognition")
+    cv2 = require("cv2")
+    face_recognition = require("face_recognition")
     from facecluster.evaluation import evaluate
 
     encodings, people = [], []

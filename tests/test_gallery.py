@@ -18,6 +18,8 @@ from urllib.parse import unquote_to_bytes, urlsplit
 
 import numpy as np
 import pytest
+
+from conftest import require
 from PIL import Image
 
 from facecluster.images import load_image
@@ -191,7 +193,7 @@ def _detect(path: str):
 @pytest.fixture(scope="module")
 def real_gallery(fr_examples, tmp_path_factory):
     """A gallery of real photos: known people by folder, the two-person photo by nearest face."""
-    pytest.importorskip("face_recognition")
+    require("face_recognition")
     records, labels, multi = [], [], []
     for folder, names in REAL_PHOTOS.items():
         for name in names:

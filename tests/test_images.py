@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import require
+
 from facecluster.images import (
     MAX_DECODE_PIXELS,
     ImageSkipped,
@@ -52,7 +54,7 @@ def test_decodes_by_content_not_extension(tmp_path: Path, fmt: str, name: str) -
 
 
 def test_heic(tmp_path: Path) -> None:
-    pillow_heif = pytest.importorskip("pillow_heif") if not os.environ.get("CI") else __import__("pillow_heif")
+    pillow_heif = require("pillow_heif")
     path = tmp_path / "phone.HEIC"
     pillow_heif.from_pillow(gradient()).save(str(path), quality=90)
     assert sniff_format(path.read_bytes()[:32]) == "HEIF"
