@@ -42,20 +42,23 @@ _SYSTEM_FONT_DIRS = (
 def quiet_qt_fonts() -> None:
     """Point OpenCV's Qt at the system fonts, before its first window.
 
-    opencv-python's wheel bundles Qt but no fonts; Qt then looks in
-    ``cv2/qt/fonts`` and prints ``QFontDatabase: Cannot find font directory``
-    ten times.  ``QT_QPA_FONTDIR`` names a folder of fonts instead.  A value
-    the user set is kept; without any system fonts nothing changes.
+    opencv-python's wheel bundles Qt but no fonts, and on import sets
+    ``QT_QPA_FONTDIR`` to its own empty ``cv2/qt/fonts``; Qt then prints
+    ``QFontDatabase: Cannot find font directory`` ten times.  A font folder
+    that holds fonts is kept; otherwise the first system folder with fonts
+    is used.  Without any system fonts nothing changes
+    (``tools/install-test-tools.sh`` installs fonts-dejavu-core).
     """
-    if os.environ.get("QT_QPA_FONTDIR"):
-        return
-    bundled = os.path.join(os.path.dirname(cv2.__file__), "qt", "fonts")
-    if glob.glob(os.path.join(bundled, "*.[tT][tT][fF]")):
+    if _has_fonts(os.environ.get("QT_QPA_FONTDIR", "")):
         return
     for folder in _SYSTEM_FONT_DIRS:
-        if glob.glob(os.path.join(folder, "*.[tT][tT][fF]")):
+        if _has_fonts(folder):
             os.environ["QT_QPA_FONTDIR"] = folder
             return
+
+
+def _has_fonts(folder: str) -> bool:
+    return bool(folder) and bool(glob.glob(os.path.join(glob.escape(folder), "*.[tT][tT][fF]")))
 
 
 def _has_gui_backend() -> bool:
