@@ -18,6 +18,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring  # type: ignore[attr-defined]  # the C version when there is one
 
 import cv2
 import numpy as np
@@ -229,7 +230,15 @@ def json_text(value) -> str:
     ``\\udcXX`` escapes, which ``json.loads`` turns back into the same path.
     numpy numbers and arrays and path objects are written as plain JSON.
     """
-    text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=_json_default)
+    return _escape_surrogates(json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=_json_default))
+
+
+def json_string(text: str) -> str:
+    """One string as JSON, like :func:`json_text` but fast (once per face at a million faces)."""
+    return _escape_surrogates(encode_basestring(text))
+
+
+def _escape_surrogates(text: str) -> str:
     return text if text.isascii() else re.sub("[\ud800-\udfff]", lambda m: f"\\u{ord(m.group()):04x}", text)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from ..files import open_atomically
 from ..records import FaceRecord
-from .clusters import Clusters, json_text, montage_title, person_dirname
+from .clusters import Clusters, json_string, json_text, montage_title, person_dirname
 
 CSV_HEADER = ("image", "top", "right", "bottom", "left", "label")
 
@@ -59,7 +59,7 @@ def _cluster_json(records: Sequence[FaceRecord], clusters: Clusters, label: int)
     head = {"label": label, "name": person_dirname(label), "title": montage_title(label),
             "faces": clusters.size(label), "images": clusters.photo_counts[label]}
     members = ",\n      ".join(
-        '{"image": ' + json_text(records[i]["imagePath"]) + ', "box": [%d, %d, %d, %d]}' % _box(records[i])
+        '{"image": ' + json_string(records[i]["imagePath"]) + ', "box": [%d, %d, %d, %d]}' % _box(records[i])
         for i in clusters.members(label).tolist()
     )
     text = json_text(head)[:-1] + ', "members": ['
@@ -67,4 +67,4 @@ def _cluster_json(records: Sequence[FaceRecord], clusters: Clusters, label: int)
 
 
 def _box(record: FaceRecord) -> tuple[int, int, int, int]:
-    return tuple(int(v) for v in record["loc"])  # type: ignore[return-value]
+    return tuple(map(int, record["loc"]))  # type: ignore[return-value]
