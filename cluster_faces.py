@@ -103,6 +103,8 @@ def check_arguments(args: dict) -> None:
         raise cli.UsageError(f"bad option: {problem}") from None
     if args["max_montages"] < 1:
         raise cli.UsageError(f"bad option: --max-montages must be at least 1, got {args['max_montages']}")
+    if args["output"] is not None and os.path.exists(args["output"]) and not os.path.isdir(args["output"]):
+        raise cli.UsageError(f"--output {args['output']}: is a file, not a folder")
     if args["labels"] not in (None, "folders") and not os.path.isfile(args["labels"]):
         raise cli.UsageError(f"--labels {args['labels']}: no such file")
 

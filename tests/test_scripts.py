@@ -177,6 +177,15 @@ def test_cluster_refuses_bad_options_before_reading(tmp_path: Path, option: list
     assert not (tmp_path / "out").exists()
 
 
+def test_cluster_refuses_an_output_that_is_a_file_and_labels_that_do_not_exist(tmp_path: Path) -> None:
+    missing = tmp_path / "huge.pickle"
+    (tmp_path / "out").write_text("not a folder")
+    line = one_error_line(run_script("cluster_faces.py", "-e", str(missing), "-o", str(tmp_path / "out")))
+    assert line == f"[ERROR] --output {tmp_path / 'out'}: is a file, not a folder"
+    line = one_error_line(run_script("cluster_faces.py", "-e", str(missing), "--labels", str(tmp_path / "k.csv")))
+    assert line == f"[ERROR] --labels {tmp_path / 'k.csv'}: no such file"
+
+
 def test_zero_faces_and_too_few(tmp_path: Path) -> None:
     path = tmp_path / "enc.pickle"
     path.write_bytes(pickle.dumps([]))
