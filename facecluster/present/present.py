@@ -69,14 +69,7 @@ def present(out_dir: str | None, records: Sequence[FaceRecord], labels, options:
               f"{len(clusters.order):,} clusters (--max-montages); {kept}")
     reader = PhotoReader()
     if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
-        write_clusters_csv(os.path.join(out_dir, "clusters.csv"), records, clusters)
-        write_clusters_json(os.path.join(out_dir, "clusters.json"), records, clusters, options.run)
-        if options.organize:  # before the gallery, which links to the person folders
-            organized = organize(out_dir, records, clusters, options.organize)
-            done.folders = organized.folders
-            print(f"[INFO] {organized.placed:,} photos sorted into {len(organized.folders):,} folders "
-                  f"in {out_dir}/ ({organized.mode})")
+        done.folders = _files_and_folders(out_dir, records, clusters, options)
     _montages(out_dir, records, clusters, shown, options, reader, done)
     if out_dir is not None:
         done.pages = write_gallery(out_dir, records, clusters, shown, done.montages, done.folders, reader,
@@ -86,6 +79,23 @@ def present(out_dir: str | None, records: Sequence[FaceRecord], labels, options:
               f"to {out_dir}/")
     reader.report()  # once, for montages and gallery together
     return done
+
+
+def _files_and_folders(out_dir: str, records: Sequence[FaceRecord], clusters: Clusters,
+                       options: PresentOptions) -> dict[int, str]:
+    """Write clusters.csv and clusters.json (every face) and, if asked, the person folders.
+
+    Returns the person folders by label (empty without ``options.organize``).
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    write_clusters_csv(os.path.join(out_dir, "clusters.csv"), records, clusters)
+    write_clusters_json(os.path.join(out_dir, "clusters.json"), records, clusters, options.run)
+    if not options.organize:
+        return {}
+    organized = organize(out_dir, records, clusters, options.organize)
+    print(f"[INFO] {organized.placed:,} photos sorted into {len(organized.folders):,} folders "
+          f"in {out_dir}/ ({organized.mode})")
+    return organized.folders
 
 
 def _montages(out_dir: str | None, records: Sequence[FaceRecord], clusters: Clusters, shown: list[int],
