@@ -538,6 +538,8 @@ def test_max_montages_keeps_every_face_in_the_files(tmp_path, capsys):
     clusters = json.loads((out / "clusters.json").read_text())["clusters"]
     assert [c["label"] for c in clusters] == [-1, 0, 1, 2, 3, 4, 5]
     assert sum(c["faces"] for c in clusters) == len(records)
+    gallery_of(out, records, labels, max_montages=2)  # a re-run showing fewer: the other montages go
+    assert sorted(p.name for p in out.glob("*.jpg")) == ["face_id_00.jpg", "unknown_faces.jpg"]
     with pytest.raises(ValueError):
         gallery_of(out, records, labels, max_montages=0)
 

@@ -186,6 +186,25 @@ def test_cluster_refuses_an_output_that_is_a_file_and_labels_that_do_not_exist(t
     assert line == f"[ERROR] --labels {tmp_path / 'k.csv'}: no such file"
 
 
+def test_moved_photos_are_reported_once(tmp_path: Path) -> None:
+    """Photos moved since encoding: gray faces, and one warning for montages and gallery together."""
+    rng = np.random.default_rng(5)
+    centres = rng.normal(0, 0.09, (3, 128))
+    records = [{"imagePath": str(tmp_path / "moved" / f"photo_{k:03d}.jpg"), "loc": (0, 50, 50, 0),
+                "encoding": centres[k % 3] + rng.normal(0, 0.01, 128)} for k in range(60)]
+    path = tmp_path / "enc.pickle"
+    path.write_bytes(pickle.dumps(records))
+    out = run_script("cluster_faces.py", "-e", str(path), "-o", str(tmp_path / "out"), "--organize", "copy")
+    assert out.returncode == 0, out.stderr
+    assert "[INFO] # unique faces: 3" in out.stdout
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("[WARNING]")]
+    assert len(warnings) == 2, out.stderr
+    assert warnings[0].startswith("[WARNING] photos not found, not organized (60 photos): ")
+    assert warnings[1].startswith("[WARNING] cannot show faces from photos that moved or broke since they were "
+                                  "encoded (60 photos): ")
+    assert warnings[1].endswith("photo_002.jpg and 57 more")
+
+
 def test_zero_faces_and_too_few(tmp_path: Path) -> None:
     path = tmp_path / "enc.pickle"
     path.write_bytes(pickle.dumps([]))

@@ -11,6 +11,7 @@ and the gallery pages for the same clusters.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -113,6 +114,15 @@ def _montages(out_dir: str | None, records: Sequence[FaceRecord], clusters: Clus
     if out_dir is not None:
         for _ in montages:  # whatever the windows did not get to
             pass
+        _remove_stale_montages(out_dir, done.montages)
+
+
+def _remove_stale_montages(out_dir: str, written: Mapping[int, str]) -> None:
+    """Remove montage files an earlier run left for clusters this run has not got (or leaves out)."""
+    wanted = {os.path.basename(path) for path in written.values()}
+    for name in os.listdir(out_dir):
+        if re.fullmatch(r"face_id_\d+\.jpg|unknown_faces\.jpg", name) and name not in wanted:
+            os.unlink(os.path.join(out_dir, name))
 
 
 def _each_montage(records: Sequence[FaceRecord], clusters: Clusters, shown: list[int], seed: int,
