@@ -12,12 +12,12 @@ import os
 import numpy as np
 
 from facecluster import cli
-from facecluster.clustering import DEFAULTS, METHODS, cluster_encodings, looks_collapsed
-from facecluster.montage import (cluster_montage, display_available, montage_filename, montage_title, show_montages,
-                                 write_image)
+from facecluster.clustering import DEFAULTS, METHODS, RECOMMENDED_METHOD, check_params, cluster_encodings, looks_collapsed
+from facecluster.present import DEFAULT_MAX_MONTAGES, PresentOptions, present
+from facecluster.present.windows import display_available
 from facecluster.store import EncodingsError, load_encodings
 
-# construct the argument parser and parse the arguments
+# construct the argument parser
 ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("-e", "--encodings", required=True, help="path to serialized db of facial encodings")
 ap.add_argument("-j", "--jobs", type=int, default=-1, help="# of parallel jobs to run (-1 will use all CPUs)")
@@ -38,6 +38,9 @@ ap.add_argument("-o", "--output", default=None,
                 help="write montages, clusters.csv, clusters.json and index.html here (default without a display: output)")
 ap.add_argument("--organize", choices=("copy", "link"), default=None,
                 help="also sort the photos into a folder per person in the output folder")
+ap.add_argument("--max-montages", type=int, default=DEFAULT_MAX_MONTAGES,
+                help=f"montages and gallery sections for at most this many clusters, largest first "
+                     f"(default {DEFAULT_MAX_MONTAGES}); clusters.csv and clusters.json hold every face")
 ap.add_argument("--labels", default=None, metavar="FILE|folders",
                 help="score the clusters against known identities: a CSV 'path,identity' or 'folders'")
 ap.add_argument("--score-all-faces", action="store_true",
@@ -45,10 +48,12 @@ ap.add_argument("--score-all-faces", action="store_true",
                      "face; the others are bystanders)")
 ap.add_argument("--dataset-root", default=None,
                 help="folder the --labels paths are relative to (default: the photos' common folder)")
-args = vars(ap.parse_args())
 
 
 def main() -> int:
+    args = vars(ap.parse_args())
+    check_arguments(args)  # before reading a possibly huge file
+
     # load the serialized face encodings + bounding box locations from
     # disk, then extract the set of encodings so we can cluster on them
     print("[INFO] loading encodings...")
@@ -75,72 +80,65 @@ def main() -> int:
     print("[INFO] # unique faces: {}".format(numUniqueFaces))
     if looks_collapsed(labels, encodings):
         cli.warning(f"the largest cluster ({np.bincount(labels[labels >= 0]).max()} of {len(labels)} faces) "
-                    "looks like many people merged into one; try --method chinese-whispers")
+                    f"looks like many people merged into one; try --method {RECOMMENDED_METHOD}")
 
     if args["labels"]:
-        report_quality(data, labels)
+        report_quality(data, labels, args["labels"], args["dataset_root"], args["score_all_faces"])
 
-    # where the montages go: windows when there is a screen, files otherwise
-    output = args["output"]
-    interactive = output is None and display_available()
-    if output is None and not interactive:
-        output = "output"
-        print("[INFO] no display: writing the montages to files instead of windows")
-    elif output is None and args["organize"]:
-        output = "output"  # the person folders need a home even when windows show the montages
-
-    if output is not None:
-        write_outputs(output, data, labels, each_montage(data, labels, labelIDs))
-    if interactive:
-        show_montages((montage_title(label), image) for label, image in each_montage(data, labels, labelIDs))
+    # one montage per face ID -- in windows when there is a screen, as files
+    # (with clusters.csv, clusters.json and an HTML gallery) otherwise
+    output, windows = where_to_show(args["output"], args["organize"])
+    present(output, data, labels, PresentOptions(
+        show_windows=windows, organize=args["organize"], seed=args["seed"], max_montages=args["max_montages"],
+        run={"method": args["method"], "encodings": args["encodings"]}))
     return 0
 
 
-def each_montage(data, labels, labelIDs):
-    """Loop over the unique face integers, building a montage of a random
-    sample of at most 25 faces for each -- one at a time, as it is shown or
-    written, so the first window opens at once and memory stays flat."""
-    rng = np.random.default_rng(args["seed"])
-    for labelID in labelIDs:
-        print("[INFO] faces for face ID: {}".format(labelID))
-        idxs = np.where(labels == labelID)[0]
-        yield int(labelID), cluster_montage(data, idxs, rng)
+def check_arguments(args: dict) -> None:
+    """Refuse a bad option with one line (exit 2) before anything is read."""
+    try:
+        check_params(args["method"], eps=args["eps"], min_samples=args["min_samples"], threshold=args["threshold"],
+                     seed=args["seed"], jobs=args["jobs"], min_cluster_size=args["min_cluster_size"])
+    except ValueError as problem:
+        raise cli.UsageError(f"bad option: {problem}") from None
+    if args["max_montages"] < 1:
+        raise cli.UsageError(f"bad option: --max-montages must be at least 1, got {args['max_montages']}")
+    if args["output"] is not None and os.path.exists(args["output"]) and not os.path.isdir(args["output"]):
+        raise cli.UsageError(f"--output {args['output']}: is a file, not a folder")
+    if args["labels"] not in (None, "folders") and not os.path.isfile(args["labels"]):
+        raise cli.UsageError(f"--labels {args['labels']}: no such file")
 
 
-def report_quality(data, labels) -> None:
+def where_to_show(output: str | None, organize: str | None) -> tuple[str | None, bool]:
+    """The output folder (None: no files) and whether to show windows.
+
+    Windows when there is a screen and no ``--output``; files otherwise.
+    """
+    windows = output is None and display_available()
+    if output is None and not windows:
+        print("[INFO] no display: writing the montages to files instead of windows")
+        return "output", False
+    if output is None and organize:
+        return "output", windows  # the person folders need a home even when windows show the montages
+    return output, windows
+
+
+def report_quality(data, labels: np.ndarray, labels_file: str, dataset_root: str | None, all_faces: bool) -> None:
+    """Print pairwise / BCubed / NMI / ARI of ``labels`` against the identities in ``labels_file``."""
     from facecluster.evaluation import evaluate, format_report, primary_face_labels, read_labels
 
     paths = [d["imagePath"] for d in data]
-    root = args["dataset_root"] or (os.path.commonpath([os.path.dirname(p) or "." for p in paths]) if paths else ".")
+    root = dataset_root or (os.path.commonpath([os.path.dirname(p) or "." for p in paths]) if paths else ".")
     try:
-        identities = read_labels(args["labels"], paths, root)
-        if not args["score_all_faces"]:
+        identities = read_labels(labels_file, paths, root)
+        if not all_faces:
             identities = primary_face_labels(data, identities)
         metrics = evaluate(labels, identities)
     except ValueError as problem:
-        raise cli.UsageError(f"--labels {args['labels']}: {problem}") from None
-    print("[INFO] quality against " + ("folder names" if args["labels"] == "folders" else args["labels"]) + ":")
+        raise cli.UsageError(f"--labels {labels_file}: {problem}") from None
+    print("[INFO] quality against " + ("folder names" if labels_file == "folders" else labels_file) + ":")
     for line in format_report(metrics).splitlines():
         print(f"[INFO]   {line}")
-
-
-def write_outputs(output: str, data, labels, montages) -> None:
-    """Everything people browse, into ``output``; montages are written as they are built."""
-    from facecluster.outputs import organize, write_clusters_csv, write_clusters_json, write_gallery
-
-    os.makedirs(output, exist_ok=True)
-    montage_files = {}
-    for label, image in montages:
-        montage_files[label] = os.path.join(output, montage_filename(label))
-        write_image(montage_files[label], image)
-    write_clusters_csv(os.path.join(output, "clusters.csv"), data, labels)
-    write_clusters_json(os.path.join(output, "clusters.json"), data, labels,
-                        {"method": args["method"], "encodings": args["encodings"]})
-    if args["organize"]:  # before the gallery, which links to the person folders
-        done = organize(output, data, labels, args["organize"])
-        print(f"[INFO] {done.placed} photos sorted into {len(done.folders)} folders in {output}/ ({done.mode})")
-    gallery = write_gallery(output, data, labels, montage_files)
-    print(f"[INFO] wrote {len(montage_files)} montages, clusters.csv, clusters.json and {gallery}")
 
 
 if __name__ == "__main__":

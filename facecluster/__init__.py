@@ -9,8 +9,8 @@ One module per stage, each a handful of small functions over plain records:
 - :mod:`facecluster.store`     reading and writing the encodings file safely
 - :mod:`facecluster.clustering` grouping encodings into people
 - :mod:`facecluster.evaluation` scoring clusters against known identities
-- :mod:`facecluster.montage`   montages and windows
-- :mod:`facecluster.outputs`   CSV, JSON, per-person folders, the HTML gallery
+- :mod:`facecluster.present`   what people see, in one call: montages, windows,
+  clusters.csv / clusters.json, person folders, the HTML gallery
 """
 
 __version__ = "0.1.0"

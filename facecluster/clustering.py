@@ -54,6 +54,8 @@ import os
 import numpy as np
 
 METHODS = ("dbscan", "chinese-whispers", "agglomerative")
+# What to suggest when a run looks collapsed (the best F1 on the LFW bench).
+RECOMMENDED_METHOD = "chinese-whispers"
 
 DEFAULTS: dict[str, dict[str, float]] = {
     # The tutorial's values, kept so the default run matches it.
@@ -378,6 +380,15 @@ def _check_encodings(encodings) -> np.ndarray:
     if not np.isfinite(X).all():
         raise ValueError("encodings contain NaN or infinite values")
     return X
+
+
+def check_params(method: str, *, eps: float, min_samples: int, threshold: float | None = None, seed: int = 0,
+                 jobs: int = -1, min_cluster_size: int | None = None) -> None:
+    """Raise ValueError naming the first bad parameter of :func:`cluster_encodings`, before any data is read."""
+    _check_params(method, eps, min_samples, threshold, seed, jobs)
+    if min_cluster_size is not None and (isinstance(min_cluster_size, bool) or
+                                         not isinstance(min_cluster_size, numbers.Integral) or min_cluster_size < 2):
+        raise ValueError(f"min_cluster_size must be an integer >= 2, got {min_cluster_size!r}")
 
 
 def _check_params(method, eps, min_samples, threshold, seed, jobs) -> None:

@@ -23,8 +23,9 @@ from conftest import require
 from PIL import Image
 
 from facecluster.images import load_image
-from facecluster.montage import cluster_montages, write_montages
-from facecluster.outputs import organize, person_dirname, write_gallery
+from facecluster.present import PresentOptions, present
+from facecluster.present.clusters import person_dirname
+from facecluster.present.gallery import GalleryOptions
 from facecluster.records import make_record
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,7 +145,7 @@ def _check_page(driver, expected_sections: dict[str, int]) -> None:
         assert len(thumbs) == count
         meta = section.find_element(By.CSS_SELECTOR, ".meta").text
         assert meta.startswith(f"{count} face"), meta
-    nav = [a.get_attribute("href").rsplit("#", 1)[1] for a in driver.find_elements(By.CSS_SELECTOR, "nav a")]
+    nav = [a.get_attribute("href").rsplit("#", 1)[1] for a in driver.find_elements(By.CSS_SELECTOR, "nav.people a")]
     assert nav == list(expected_sections)
     assert _all_images_loaded(driver) == []
     # Every face links to a photo that exists, as the browser resolves the link.
@@ -217,16 +218,13 @@ def real_gallery(fr_examples, tmp_path_factory):
             labels[index] = int(distances.argmin()) if distances.min() < 0.6 else -1
 
     out = tmp_path_factory.mktemp("real-gallery") / "output"
-    montages = cluster_montages(records, labels, seed=42)
-    paths = write_montages(montages, out)
-    organize(out, records, labels, mode="link")
-    index = write_gallery(out, records, labels, dict(zip([label for label, _ in montages], paths)), "Face clusters")
-    return index, records, labels
+    done = present(str(out), records, labels, PresentOptions(organize="link", seed=42))  # as cluster_faces.py does
+    return done.pages[0], records, labels
 
 
 def test_real_photo_gallery_in_chromium(browser, real_gallery):
     index, records, labels = real_gallery
-    expected = {person_dirname(k): int(np.count_nonzero(labels == k)) for k in (0, 1, 2, -1)}
+    expected = {person_dirname(k): int(np.count_nonzero(labels == k)) for k in (-1, 0, 1, 2)}
     assert expected["person_00"] >= 5 and expected["person_01"] >= 3  # the group photo's faces joined them
     _open(browser, index)
     _check_page(browser, expected)
@@ -266,13 +264,11 @@ def test_synthetic_gallery_with_odd_names_in_chromium(browser, tmp_path):
     records.append(make_record(paths[0], (-40, 400, 300, -60), np.zeros(128)))  # overhangs everywhere
     labels = np.array([0, 0, 1, 1, -1, 0])
     out = tmp_path / "out put"
-    montages = cluster_montages(records, labels, seed=1)
-    os.unlink(paths[4])  # vanished before the gallery was made: gray thumbnail
-    montage_paths = write_montages(montages, out)
-    index = write_gallery(out, records, labels, montage_paths, title="Odd <names> & friends")
-    _open(browser, index)
+    os.unlink(paths[4])  # vanished after encoding: gray tile and thumbnail
+    done = present(str(out), records, labels, PresentOptions(seed=1, gallery=GalleryOptions(title="Odd <names> & friends")))
+    _open(browser, done.pages[0])
     assert browser.title == "Odd <names> & friends"
-    _check_page_except_missing(browser, {"person_00": 3, "person_01": 2, "unknown": 1}, missing=paths[4])
+    _check_page_except_missing(browser, {"unknown": 1, "person_00": 3, "person_01": 2}, missing=paths[4])
     _screenshot(browser, "gallery_synthetic.png")
 
 
@@ -287,3 +283,26 @@ def _check_page_except_missing(driver, expected_sections: dict[str, int], missin
     assert _all_images_loaded(driver) == []
     targets = [_link_target(a.get_attribute("href")) for a in driver.find_elements(By.CSS_SELECTOR, ".faces a")]
     assert [t for t in targets if not os.path.isfile(t)] == [os.fsencode(missing)]
+
+
+def test_paged_gallery_in_chromium(browser, tmp_path):
+    """More people than a page holds: page links lead on and back, every page's images load."""
+    from selenium.webdriver.common.by import By
+
+    photos = [_synthetic_photo(tmp_path / "photos" / f"p{k}.jpg", (40 * k, 120, 200 - 30 * k)) for k in range(5)]
+    labels = np.concatenate([np.full(9 - k, k) for k in range(7)])  # 7 people, largest first
+    records = [make_record(photos[i % 5], (30, 170, 150, 70), np.zeros(128)) for i in range(len(labels))]
+    done = present(str(tmp_path / "out"), records, labels, PresentOptions(gallery=GalleryOptions(people_per_page=3)))
+    assert len(done.pages) == 3
+    _open(browser, done.pages[0])
+    expected = [["person_00", "person_01", "person_02"], ["person_03", "person_04", "person_05"], ["person_06"]]
+    for number, sections in enumerate(expected, 1):
+        _check_page(browser, {name: 9 - int(name[-2:]) for name in sections})
+        if number < len(expected):
+            browser.find_element(By.CSS_SELECTOR, "nav.pages a[rel=next]").click()
+            assert browser.current_url.endswith(f"page-{number + 1}.html")
+    browser.find_element(By.CSS_SELECTOR, "nav.pages a[rel=prev]").click()
+    assert browser.current_url.endswith("page-2.html")
+    browser.find_element(By.LINK_TEXT, "1").click()
+    assert browser.current_url.endswith("index.html")
+    _screenshot(browser, "gallery_paged.png")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from facecluster import montage
+from facecluster.present import windows
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -35,7 +35,7 @@ PROGRAM = r"""
 import sys
 import cv2
 import numpy as np
-from facecluster.montage import show_montages
+from facecluster.present.windows import show_montages
 
 real_imshow = cv2.imshow
 def logged_imshow(title, image):
@@ -189,11 +189,11 @@ def _shown(stdout: str) -> list[str]:
 def test_display_available_on_xvfb(xdisplay, monkeypatch):
     monkeypatch.setenv("DISPLAY", xdisplay)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    montage._probe_display.cache_clear()
+    windows._probe_display.cache_clear()
     try:
-        assert montage.display_available() is True
+        assert windows.display_available() is True
     finally:
-        montage._probe_display.cache_clear()
+        windows._probe_display.cache_clear()
 
 
 def _page_through(display: str, child: subprocess.Popen, titles: list[str], screenshot: str = "") -> tuple[str, str]:
@@ -219,6 +219,7 @@ def test_each_window_in_turn_then_exit(xdisplay):
     child = _start_viewer(xdisplay)
     out, err = _page_through(xdisplay, child, TITLES, "montage_window.png")
     assert child.returncode == 0, err[-3000:]
+    assert "QFontDatabase" not in err, err  # show_montages points Qt at the system fonts
     assert _shown(out) == TITLES
     assert out.rstrip().endswith("DONE")
 
@@ -271,4 +272,6 @@ def test_cluster_faces_pages_through_its_windows(xdisplay, tmp_path):
     out, err = _page_through(xdisplay, child, ["Unknown Faces", "Face ID #0", "Face ID #1"])
     assert child.returncode == 0, err[-3000:]
     assert "[INFO] # unique faces: 2" in out
+    assert "[INFO] faces for face ID: -1\n[INFO] faces for face ID: 0\n[INFO] faces for face ID: 1\n" in out
     assert not (tmp_path / "output").exists()  # a screen: windows, not files
+    assert "QFontDatabase" not in err and "Qt no longer ships fonts" not in err, err  # Qt found the system fonts

@@ -1,4 +1,4 @@
-"""Montages: face crops, the 5x5 tiles, file names, and the window loop's logic.
+"""Montages: face crops, the 5x5 tiles, grouping and order, file names, and the window loop's logic.
 
 Everything here runs on synthetic images written to ``tmp_path``; the real
 window path under Xvfb is in ``test_gui.py``.
@@ -14,20 +14,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facecluster import montage
 from facecluster.images import LoadedImage, load_image
-from facecluster.montage import (
-    PLACEHOLDER_GRAY,
-    cluster_montage,
-    cluster_montages,
-    display_available,
-    face_tile,
-    montage_filename,
-    montage_title,
-    ordered_labels,
-    show_montages,
-    write_montages,
-)
+from facecluster.present import clusters as clusters_module
+from facecluster.present import windows
+from facecluster.present.clusters import PLACEHOLDER_GRAY, PhotoReader, face_crop, group_clusters, montage_title
+from facecluster.present.montage import TILE_SIZE, cluster_montage, montage_filename, write_image
+from facecluster.present.windows import display_available, show_montages
 from facecluster.records import make_record
 
 RED_BGR = (0, 0, 255)
@@ -56,6 +48,16 @@ def solid_photo(path, rgb_color, size=(160, 120)) -> str:
 
 def record(path, box=(20, 100, 100, 20)):
     return make_record(str(path), box, np.zeros(128))
+
+
+def face_tile(image, box, size=TILE_SIZE):
+    """A montage tile, cropped exactly as cluster_montage crops it."""
+    return face_crop(image, box, size)
+
+
+def montage_of(records, indices, seed=0, reader=None, tiles=25):
+    """cluster_montage with a fresh generator seeded ``seed``."""
+    return cluster_montage(records, indices, np.random.default_rng(seed), reader or PhotoReader(), tiles)
 
 
 def assert_color(tile, bgr, tolerance=2):
@@ -153,7 +155,7 @@ def tiles_of(image: np.ndarray) -> list[np.ndarray]:
 
 def test_cluster_montage_is_5x5_of_96(three_photos):
     _, records = three_photos
-    image = cluster_montage(records, range(30), seed=42)
+    image = montage_of(records, range(30), seed=42)
     assert image.shape == (480, 480, 3) and image.dtype == np.uint8
     # 25 of 30 faces drawn: every cell holds a face, none is black padding.
     assert all(tile.mean() > 50 for tile in tiles_of(image))
@@ -162,24 +164,24 @@ def test_cluster_montage_is_5x5_of_96(three_photos):
 def test_cluster_montage_loads_each_photo_once(three_photos, monkeypatch):
     _, records = three_photos
     calls = []
-    real = montage.load_image
-    monkeypatch.setattr(montage, "load_image", lambda path, *a, **k: calls.append(path) or real(path, *a, **k))
-    cluster_montage(records, range(30), seed=1)
+    real = clusters_module.load_image
+    monkeypatch.setattr(clusters_module, "load_image", lambda path, *a, **k: calls.append(path) or real(path, *a, **k))
+    montage_of(records, range(30), seed=1)
     assert sorted(calls) == sorted(set(calls)) and len(calls) == 3
 
 
 def test_cluster_montage_same_seed_same_montage(three_photos):
     _, records = three_photos
-    first = cluster_montage(records, range(30), seed=7)
-    assert np.array_equal(first, cluster_montage(records, range(30), seed=7))
-    differs = [not np.array_equal(first, cluster_montage(records, range(30), seed=s)) for s in range(8, 14)]
+    first = montage_of(records, range(30), seed=7)
+    assert np.array_equal(first, montage_of(records, range(30), seed=7))
+    differs = [not np.array_equal(first, montage_of(records, range(30), seed=s)) for s in range(8, 14)]
     assert any(differs)
 
 
 def test_cluster_montage_samples_only_the_given_indices(three_photos):
     _, records = three_photos
     # indices 10..19 are the green photo's faces
-    image = cluster_montage(records, np.arange(10, 20), seed=0)
+    image = montage_of(records, np.arange(10, 20), seed=0)
     cells = tiles_of(image)
     for tile in cells[:10]:
         assert_color(tile, (0, 255, 0))
@@ -190,47 +192,74 @@ def test_cluster_montage_samples_only_the_given_indices(three_photos):
 def test_cluster_montage_missing_photo_gives_gray_tile(three_photos, caplog):
     paths, records = three_photos
     os.unlink(paths[0])  # the red photo vanished after encoding
-    with caplog.at_level(logging.WARNING, logger="facecluster.montage"):
-        image = cluster_montage(records, [0, 10], seed=3)  # one red, one green
+    reader = PhotoReader()
+    image = montage_of(records, [0, 10], seed=3, reader=reader)  # one red, one green
     cells = tiles_of(image)[:2]
     grays = [bool((tile == PLACEHOLDER_GRAY).all()) for tile in cells]
     assert sorted(grays) == [False, True]
-    assert "red.png" in caplog.text
+    assert list(reader.unreadable) == [paths[0]]
+    with caplog.at_level(logging.WARNING, logger="facecluster.present.clusters"):
+        reader.report()
+    assert "red.png" in caplog.text and "(1 photo)" in caplog.text
+
+
+def test_missing_photos_are_reported_once_with_a_count(tmp_path, caplog):
+    records = [record(tmp_path / f"gone_{k:02d}.jpg") for k in range(40) for _ in range(2)]  # 2 faces a photo
+    reader = PhotoReader()
+    with caplog.at_level(logging.WARNING):
+        for start in range(0, 80, 20):  # several montages over the same photos
+            montage_of(records, range(start, start + 20), reader=reader)
+        assert caplog.text == ""  # nothing per face or per photo
+        reader.report()
+    lines = caplog.text.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "(40 photos)" in lines[0] and lines[0].endswith("gone_02.jpg and 37 more")
+    assert "gone_00.jpg" in lines[0] and "gone_01.jpg" in lines[0] and "gone_03.jpg" not in lines[0]
 
 
 def test_cluster_montage_unreadable_photo_gives_gray_tile(tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
-    image = cluster_montage([record(bad)], [0], seed=0)
+    image = montage_of([record(bad)], [0])
     assert (tiles_of(image)[0] == PLACEHOLDER_GRAY).all()
 
 
 def test_cluster_montage_empty_cluster_is_black():
-    image = cluster_montage([], [], seed=0)
+    image = montage_of([], [])
     assert image.shape == (480, 480, 3) and not image.any()
 
 
 def test_cluster_montage_other_tile_counts(three_photos):
     _, records = three_photos
-    assert cluster_montage(records, range(30), seed=0, tiles=9).shape == (288, 288, 3)
+    assert montage_of(records, range(30), tiles=9).shape == (288, 288, 3)
 
 
-def test_cluster_montages_one_per_label_unknown_last(three_photos):
-    _, records = three_photos
-    labels = np.array([-1] * 5 + [1] * 10 + [0] * 15)
-    montages = cluster_montages(records, labels, seed=5)
-    assert [label for label, _ in montages] == [0, 1, -1]
-    assert all(image.shape == (480, 480, 3) for _, image in montages)
-    again = cluster_montages(records, labels, seed=5)
-    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(montages, again))
+def test_group_clusters_order_unknown_first_then_largest():
+    labels = np.array([3, -1, 0, 3, 1, 1, 1, 2, -1])
+    grouped = group_clusters([record(f"p{k}.jpg") for k in range(len(labels))], labels)
+    assert grouped.order == [-1, 1, 3, 0, 2]  # sizes 3, 2, 1, 1: ties by label
+    assert grouped.members(3).tolist() == [0, 3] and grouped.members(-1).tolist() == [1, 8]
+    assert grouped.people == 4 and grouped.unknown_faces == 2
+    # The clustering numbers people by size, so its labels come out in np.unique order.
+    by_size = np.array([1, 0, -1, 0, 2, 1, 0])
+    assert group_clusters([record("x.jpg")] * 7, by_size).order == np.unique(by_size).tolist()
+    assert group_clusters([], np.array([], dtype=int)).order == []
     with pytest.raises(ValueError):
-        cluster_montages(records, labels[:-1], seed=5)
+        group_clusters([record("x.jpg")], [0, 1])
 
 
-def test_ordered_labels():
-    assert ordered_labels(np.array([3, -1, 0, 3, 1])) == [0, 1, 3, -1]
-    assert ordered_labels(np.array([2, 0])) == [0, 2]
-    assert ordered_labels(np.array([], dtype=int)) == []
+def test_group_clusters_matches_a_scan_per_label():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(-1, 40, 2000)
+    records = [record(f"photo_{k}.jpg") for k in rng.integers(0, 700, 2000)]
+    grouped = group_clusters(records, labels)
+    assert sorted(grouped.order) == sorted(set(labels.tolist()))
+    sizes = [grouped.size(label) for label in grouped.order[1:]]
+    assert sizes == sorted(sizes, reverse=True)
+    for label in set(labels.tolist()):
+        assert grouped.members(label).tolist() == np.flatnonzero(labels == label).tolist()
+        assert grouped.photo_counts[label] == len({records[i]["imagePath"] for i in np.flatnonzero(labels == label)})
+    assert grouped.photos == len({r["imagePath"] for r in records})
 
 
 # --------------------------------------------------------------------------
@@ -247,27 +276,20 @@ def test_titles_and_filenames():
     assert montage_filename(-1) == "unknown_faces.jpg"
 
 
-def test_write_montages(tmp_path):
-    images = [np.full((480, 480, 3), value, np.uint8) for value in (10, 120, 240)]
-    out = tmp_path / "out" / "montages"
-    paths = write_montages([(0, images[0]), (np.int64(1), images[1]), (-1, images[2])], out)
-    assert [os.path.basename(p) for p in paths] == ["face_id_00.jpg", "face_id_01.jpg", "unknown_faces.jpg"]
-    for path, image in zip(paths, images):
-        back = cv2.imread(path)
-        assert back.shape == (480, 480, 3) and abs(int(back.mean()) - int(image.mean())) <= 2
-    assert not [name for name in os.listdir(out) if name.endswith(".part")]
+def test_write_image_atomically(tmp_path):
+    image = np.full((480, 480, 3), 120, np.uint8)
+    path = tmp_path / montage_filename(3)
+    write_image(path, image)
+    back = cv2.imread(str(path))
+    assert back.shape == (480, 480, 3) and abs(int(back.mean()) - 120) <= 2
+    assert os.listdir(tmp_path) == ["face_id_03.jpg"]  # no temporary file left
 
 
-def test_write_montages_accepts_titles(tmp_path):
-    image = np.zeros((96, 96, 3), np.uint8)
-    paths = write_montages([(montage_title(4), image), (montage_title(-1), image), ("My pick!", image)], tmp_path)
-    assert [os.path.basename(p) for p in paths] == ["face_id_04.jpg", "unknown_faces.jpg", "my_pick.jpg"]
-
-
-def test_write_montages_to_a_non_utf8_folder(tmp_path):
+def test_write_image_to_a_non_utf8_folder(tmp_path):
     folder = os.path.join(str(tmp_path), os.fsdecode(b"caf\xe9"))  # Latin-1 name
-    paths = write_montages([(0, np.zeros((96, 96, 3), np.uint8))], folder)
-    assert os.path.getsize(paths[0]) > 0
+    os.makedirs(folder)
+    write_image(os.path.join(folder, "x.jpg"), np.zeros((96, 96, 3), np.uint8))
+    assert os.path.getsize(os.path.join(folder, "x.jpg")) > 0
 
 
 # --------------------------------------------------------------------------
@@ -276,9 +298,9 @@ def test_write_montages_to_a_non_utf8_folder(tmp_path):
 
 @pytest.fixture()
 def fresh_probe():
-    montage._probe_display.cache_clear()
+    windows._probe_display.cache_clear()
     yield
-    montage._probe_display.cache_clear()
+    windows._probe_display.cache_clear()
 
 
 def test_no_display_without_display_variables(monkeypatch, fresh_probe):
@@ -310,7 +332,7 @@ def test_show_montages_without_display_returns(monkeypatch, caplog, fresh_probe)
         raise AssertionError("must not open a window")
 
     monkeypatch.setattr(cv2, "imshow", no_windows)
-    with caplog.at_level(logging.WARNING, logger="facecluster.montage"):
+    with caplog.at_level(logging.WARNING, logger="facecluster.present.windows"):
         show_montages([("Face ID #0", np.zeros((96, 96, 3), np.uint8))])
     assert "no display" in caplog.text
 
@@ -344,7 +366,7 @@ class FakeGui:
 def fake_gui(monkeypatch):
     def install(keys):
         gui = FakeGui(keys)
-        monkeypatch.setattr(montage, "display_available", lambda: True)
+        monkeypatch.setattr(windows, "display_available", lambda: True)
         for name in ("imshow", "waitKey", "getWindowProperty", "destroyWindow", "destroyAllWindows"):
             monkeypatch.setattr(cv2, name, getattr(gui, name))
         return gui
@@ -389,6 +411,6 @@ def test_window_errors_do_not_crash(fake_gui, monkeypatch, caplog):
         raise cv2.error("cannot create window")
 
     monkeypatch.setattr(cv2, "imshow", broken)
-    with caplog.at_level(logging.WARNING, logger="facecluster.montage"):
+    with caplog.at_level(logging.WARNING, logger="facecluster.present.windows"):
         show_montages(MONTAGES)
     assert "cannot show montages" in caplog.text

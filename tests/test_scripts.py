@@ -74,8 +74,9 @@ def test_awkward_folder_through_both_scripts(tmp_path: Path, lfw: Path, fr_examp
     out = run_script("cluster_faces.py", "--encodings", str(encodings), "--output", str(output),
                      "--method", "chinese-whispers", "--organize", "link")
     assert out.returncode == 0, out.stderr
-    assert "[INFO] # unique faces: " in out.stdout
-    assert "[INFO] faces for face ID: -1" in out.stdout or "[INFO] faces for face ID: 0" in out.stdout
+    assert "[INFO] # unique faces: 3" in out.stdout  # the three people; the one obama photo is unknown
+    montages = [line for line in out.stdout.splitlines() if line.startswith("[INFO] faces for face ID: ")]
+    assert montages == [f"[INFO] faces for face ID: {label}" for label in (-1, 0, 1, 2)]  # np.unique order
     with open(output / "clusters.csv", newline="", errors="surrogateescape") as handle:  # raw bytes of odd names kept
         rows = list(csv.reader(handle))
     assert rows[0] == ["image", "top", "right", "bottom", "left", "label"]
@@ -119,26 +120,89 @@ def test_encode_errors(tmp_path: Path) -> None:
 
 
 class Exploit:
+    """A pickle that runs ``touch marker`` when loaded by a trusting unpickler."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
     def __reduce__(self):
-        return (os.system, ("touch /tmp/facecluster-pwned",))
+        return (os.system, (f"touch '{self.marker}'",))
 
 
-@pytest.mark.parametrize("kind", ["missing", "empty", "text", "malicious", "short"])
-def test_cluster_errors(tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize("kind, reason", [
+    ("missing", "no such file (run encode_faces.py first)"),
+    ("empty", "the file is empty"),
+    ("text", "not a valid pickle or truncated"),
+    ("malicious", "refused: the file asks for posix.system"),
+    ("short", "encoding has 12 values, expected 128"),
+    ("folder", "is a folder, not an encodings file"),
+])
+def test_cluster_errors(tmp_path: Path, kind: str, reason: str) -> None:
     path = tmp_path / "enc.pickle"
+    marker = tmp_path / "pwned"
     if kind == "empty":
         path.write_bytes(b"")
     elif kind == "text":
         path.write_text("hello")
     elif kind == "malicious":
-        if os.path.exists("/tmp/facecluster-pwned"):
-            os.unlink("/tmp/facecluster-pwned")
-        path.write_bytes(pickle.dumps([Exploit()]))
+        path.write_bytes(pickle.dumps([Exploit(marker)]))
     elif kind == "short":
         path.write_bytes(pickle.dumps([{"imagePath": "a.jpg", "loc": (0, 1, 1, 0), "encoding": np.zeros(12)}]))
+    elif kind == "folder":
+        path.mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "clusters.csv").write_text("earlier results")
     line = one_error_line(run_script("cluster_faces.py", "-e", str(path), "-o", str(tmp_path / "out")))
-    assert "enc.pickle" in line
-    assert not os.path.exists("/tmp/facecluster-pwned")
+    assert line.startswith(f"[ERROR] {path}: ") and reason in line, line
+    assert not marker.exists()
+    assert (tmp_path / "out" / "clusters.csv").read_text() == "earlier results"  # nothing overwritten
+
+
+@pytest.mark.parametrize("option, reason", [
+    (["--eps", "-1"], "eps must be a positive number, got -1.0"),
+    (["--eps", "nan"], "eps must be a positive number, got nan"),
+    (["--min-samples", "0"], "min_samples must be an integer >= 1, got 0"),
+    (["-m", "chinese-whispers", "--threshold", "0"], "threshold must be a positive number, got 0.0"),
+    (["--threshold", "0.5"], "threshold applies to chinese-whispers and agglomerative; dbscan uses eps"),
+    (["--jobs", "0"], "jobs must be a non-zero integer"),
+    (["--seed", "-3"], "seed must be a non-negative integer, got -3"),
+    (["--min-cluster-size", "1"], "min_cluster_size must be an integer >= 2, got 1"),
+    (["--max-montages", "0"], "--max-montages must be at least 1, got 0"),
+])
+def test_cluster_refuses_bad_options_before_reading(tmp_path: Path, option: list, reason: str) -> None:
+    # The encodings file does not exist: the option must be refused first, without looking for it.
+    missing = tmp_path / "huge.pickle"
+    line = one_error_line(run_script("cluster_faces.py", "-e", str(missing), "-o", str(tmp_path / "out"), *option))
+    assert line.startswith(f"[ERROR] bad option: {reason}"), line
+    assert not (tmp_path / "out").exists()
+
+
+def test_cluster_refuses_an_output_that_is_a_file_and_labels_that_do_not_exist(tmp_path: Path) -> None:
+    missing = tmp_path / "huge.pickle"
+    (tmp_path / "out").write_text("not a folder")
+    line = one_error_line(run_script("cluster_faces.py", "-e", str(missing), "-o", str(tmp_path / "out")))
+    assert line == f"[ERROR] --output {tmp_path / 'out'}: is a file, not a folder"
+    line = one_error_line(run_script("cluster_faces.py", "-e", str(missing), "--labels", str(tmp_path / "k.csv")))
+    assert line == f"[ERROR] --labels {tmp_path / 'k.csv'}: no such file"
+
+
+def test_moved_photos_are_reported_once(tmp_path: Path) -> None:
+    """Photos moved since encoding: gray faces, and one warning for montages and gallery together."""
+    rng = np.random.default_rng(5)
+    centres = rng.normal(0, 0.09, (3, 128))
+    records = [{"imagePath": str(tmp_path / "moved" / f"photo_{k:03d}.jpg"), "loc": (0, 50, 50, 0),
+                "encoding": centres[k % 3] + rng.normal(0, 0.01, 128)} for k in range(60)]
+    path = tmp_path / "enc.pickle"
+    path.write_bytes(pickle.dumps(records))
+    out = run_script("cluster_faces.py", "-e", str(path), "-o", str(tmp_path / "out"), "--organize", "copy")
+    assert out.returncode == 0, out.stderr
+    assert "[INFO] # unique faces: 3" in out.stdout
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("[WARNING]")]
+    assert len(warnings) == 2, out.stderr
+    assert warnings[0].startswith("[WARNING] photos not found, not organized (60 photos): ")
+    assert warnings[1].startswith("[WARNING] cannot show faces from photos that moved or broke since they were "
+                                  "encoded (60 photos): ")
+    assert warnings[1].endswith("photo_002.jpg and 57 more")
 
 
 def test_zero_faces_and_too_few(tmp_path: Path) -> None:

@@ -1,0 +1,254 @@
+"""What every presentation step shares: the clusters grouped once, their names and order, face crops.
+
+Labels are one integer per face record, ``-1`` (:data:`UNKNOWN_LABEL`) for the
+faces that belong to no person.  :func:`group_clusters` sorts them once
+(O(n log n)), so no step ever scans all labels per cluster, which at a million
+faces in 100,000 clusters would be 10^11 comparisons.
+
+Order everywhere (windows, montage files, clusters.json, gallery): the
+tutorial's ``np.unique`` order -- Unknown Faces first, then the people, largest
+first (the clustering numbers people by size, so that is label order too).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from json.encoder import encode_basestring  # type: ignore[attr-defined]  # the C version when there is one
+
+import cv2
+import numpy as np
+
+from ..images import ImageSkipped, LoadedImage, display_path, load_image
+from ..records import Box, FaceRecord, clip_box, scale_box
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_LABEL = -1
+# Mid-gray stands in for a face that cannot be shown; it differs from the
+# black that build_montages pads an unfilled grid with.
+PLACEHOLDER_GRAY = 128
+# A warning that could repeat per photo names this many, then counts the rest.
+NAMES_IN_A_WARNING = 3
+
+
+# --------------------------------------------------------------------------
+# Names
+
+
+def montage_title(label: int) -> str:
+    """Window title of a cluster: ``"Face ID #3"``, or ``"Unknown Faces"`` for -1."""
+    return "Unknown Faces" if int(label) == UNKNOWN_LABEL else f"Face ID #{int(label)}"
+
+
+def person_dirname(label: int) -> str:
+    """Folder (and HTML anchor) name of a cluster: ``person_03``, or ``unknown``."""
+    return "unknown" if int(label) == UNKNOWN_LABEL else f"person_{int(label):02d}"
+
+
+def plural(count: int, word: str) -> str:
+    """``"1 face"``, ``"2 faces"``, ``"1,000 faces"``."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def warn_about_photos(problem: str, paths: Sequence[str]) -> None:
+    """One warning for a problem that hit many photos: ``problem (count): first names and N more``.
+
+    Nothing is logged for no paths.  At a million faces a warning per photo
+    would bury everything else the run says.
+    """
+    if not paths:
+        return
+    names = ", ".join(display_path(path) for path in paths[:NAMES_IN_A_WARNING])
+    rest = len(paths) - NAMES_IN_A_WARNING
+    log.warning("%s (%s): %s%s", problem, plural(len(paths), "photo"), names, f" and {rest:,} more" if rest > 0 else "")
+
+
+# --------------------------------------------------------------------------
+# Grouping
+
+
+@dataclass(frozen=True)
+class Clusters:
+    """The faces of each cluster, grouped once.
+
+    ``order`` lists the distinct labels in presentation order; ``members(label)``
+    gives that cluster's record indices in record order.
+    """
+
+    labels: np.ndarray  # one int64 label per record
+    order: list[int]  # Unknown Faces first, then people largest first
+    by_label: np.ndarray  # record indices sorted by label (stable: record order within one)
+    slices: dict[int, tuple[int, int]]  # label -> (start, end) in by_label
+    photo_counts: dict[int, int]  # label -> distinct photos among its faces
+    photos: int  # distinct photos among all faces
+
+    def members(self, label: int) -> np.ndarray:
+        """Record indices of the faces with ``label``, ascending."""
+        start, end = self.slices[int(label)]
+        return self.by_label[start:end]
+
+    def size(self, label: int) -> int:
+        start, end = self.slices[int(label)]
+        return end - start
+
+    @property
+    def people(self) -> int:
+        return sum(1 for label in self.order if label != UNKNOWN_LABEL)
+
+    @property
+    def unknown_faces(self) -> int:
+        return self.size(UNKNOWN_LABEL) if UNKNOWN_LABEL in self.slices else 0
+
+
+def check_aligned(records: Sequence[FaceRecord], labels) -> np.ndarray:
+    """``labels`` as a 1-d int64 array, after checking there is one per record (ValueError if not)."""
+    labels = np.asarray(labels).reshape(-1)
+    if len(labels) != len(records):
+        raise ValueError(f"{len(labels)} labels for {len(records)} records")
+    return labels.astype(np.int64, copy=False)
+
+
+def group_clusters(records: Sequence[FaceRecord], labels) -> Clusters:
+    """Group the records by label in O(n log n): one sort, no scan per label.
+
+    ``labels`` holds one int per record (ValueError otherwise).
+    """
+    labels = check_aligned(records, labels)
+    by_label = np.argsort(labels, kind="stable")
+    distinct, starts, sizes = np.unique(labels[by_label], return_index=True, return_counts=True)
+    is_person = distinct != UNKNOWN_LABEL
+    # lexsort's last key is the primary one: Unknown first, then larger first, then smaller label.
+    ranked = np.lexsort((distinct, -sizes, is_person))
+    slices = {int(label): (int(start), int(start + size)) for label, start, size in zip(distinct, starts, sizes)}
+    photo_ids, photos = _photo_ids(records)
+    # A (label, photo) pair counted once: distinct photos per cluster without a set per cluster.
+    lowest = int(distinct[0]) if len(distinct) else 0
+    pairs = np.unique((labels - lowest) * max(photos, 1) + photo_ids)
+    per_label, counts = np.unique(pairs // max(photos, 1) + lowest, return_counts=True)
+    return Clusters(
+        labels=labels,
+        order=[int(distinct[i]) for i in ranked],
+        by_label=by_label,
+        slices=slices,
+        photo_counts={int(label): int(count) for label, count in zip(per_label, counts)},
+        photos=photos,
+    )
+
+
+def _photo_ids(records: Sequence[FaceRecord]) -> tuple[np.ndarray, int]:
+    """A small int per distinct ``imagePath`` (one per record), and how many distinct ones there are."""
+    ids: dict[str, int] = {}
+    photo_ids = np.fromiter((ids.setdefault(r["imagePath"], len(ids)) for r in records), np.int64, len(records))
+    return photo_ids, len(ids)
+
+
+# --------------------------------------------------------------------------
+# Photos and face crops
+
+
+class PhotoReader:
+    """Decodes the photos that montages and the gallery crop faces from.
+
+    Photos that cannot be read any more (moved or broken since they were
+    encoded) are remembered, so :meth:`report` can say so once for the whole
+    run instead of once per face.
+    """
+
+    def __init__(self) -> None:
+        self.unreadable: dict[str, str] = {}  # path -> reason
+
+    def photos_of(self, records: Sequence[FaceRecord], indices: Iterable[int]) -> Iterator[tuple[int, LoadedImage | None]]:
+        """Yield ``(record index, its decoded photo or None)`` for ``indices``, decoding each photo once."""
+        by_path: dict[str, list[int]] = {}
+        for index in indices:
+            by_path.setdefault(records[index]["imagePath"], []).append(int(index))
+        for path, faces in by_path.items():
+            image = None
+            if path not in self.unreadable:
+                try:
+                    image = load_image(path)
+                except ImageSkipped as skipped:
+                    self.unreadable[path] = str(skipped)
+            for index in faces:
+                yield index, image
+
+    def report(self) -> None:
+        """Log one warning naming the photos that could not be shown (if any)."""
+        warn_about_photos("cannot show faces from photos that moved or broke since they were encoded",
+                          sorted(self.unreadable))
+
+
+def placeholder_tile(size: int) -> np.ndarray:
+    """A ``size`` x ``size`` gray BGR tile for a face that cannot be cropped."""
+    return np.full((size, size, 3), PLACEHOLDER_GRAY, dtype=np.uint8)
+
+
+def face_crop(image: LoadedImage, box: Box, size: int, margin: float = 0.0, square: bool = False) -> np.ndarray:
+    """Crop one face out of a loaded photo as a BGR image whose longest side is ``size``.
+
+    ``box`` is ``(top, right, bottom, left)`` in original-photo pixels; it is
+    widened by ``margin`` (a fraction of its size) on each side, made square
+    around its middle when ``square``, mapped onto ``image.rgb`` (which may be
+    a reduced copy) and clipped to the picture.  Without ``square`` the crop
+    is stretched to ``size`` x ``size`` (the montage tiles).  A box with no
+    area inside the picture, or not four numbers, gives a gray tile.
+    """
+    try:
+        top, right, bottom, left = scale_box(tuple(int(v) for v in box), image.scale)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):  # not four numbers: a damaged record
+        return placeholder_tile(size)
+    if square:
+        half = max(bottom - top, right - left) * (0.5 + margin)
+        middle_y, middle_x = (top + bottom) / 2, (left + right) / 2
+        top, right, bottom, left = (int(middle_y - half), int(middle_x + half), int(middle_y + half), int(middle_x - half))
+    height, width = image.rgb.shape[:2]
+    top, right, bottom, left = clip_box((top, right, bottom, left), width, height)
+    if bottom - top < 1 or right - left < 1:
+        return placeholder_tile(size)
+    crop = cv2.cvtColor(image.rgb[top:bottom, left:right], cv2.COLOR_RGB2BGR)
+    factor = size / max(crop.shape[:2])
+    new_size = (size, size) if not square else (max(1, round(crop.shape[1] * factor)), max(1, round(crop.shape[0] * factor)))
+    # INTER_AREA averages when shrinking (no aliasing); tiny crops grow smoothly.
+    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    return cv2.resize(crop, new_size, interpolation=interpolation)
+
+
+# --------------------------------------------------------------------------
+# JSON
+
+
+def json_text(value) -> str:
+    """Compact JSON text that stays valid UTF-8 even for paths that are not.
+
+    ``ensure_ascii=False`` keeps ordinary names readable; the lone surrogates
+    that stand for undecodable bytes (``os.fsdecode``) are written as
+    ``\\udcXX`` escapes, which ``json.loads`` turns back into the same path.
+    numpy numbers and arrays and path objects are written as plain JSON.
+    """
+    return _escape_surrogates(json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=_json_default))
+
+
+def json_string(text: str) -> str:
+    """One string as JSON, like :func:`json_text` but fast (once per face at a million faces)."""
+    return _escape_surrogates(encode_basestring(text))
+
+
+def _escape_surrogates(text: str) -> str:
+    return text if text.isascii() else re.sub("[\ud800-\udfff]", lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _json_default(value):
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

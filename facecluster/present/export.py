@@ -1,0 +1,70 @@
+"""Every face and every cluster as files other programs read: ``clusters.csv`` and ``clusters.json``.
+
+Both hold all faces, however many clusters the montages and the gallery
+leave out, and both are written as a stream (a million faces never sit in
+memory twice).  Photo paths are stored as found on disk and may not be valid
+UTF-8: the CSV keeps their exact bytes, the JSON escapes them so that
+``json.loads`` gives back the same path.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Mapping, Sequence
+
+from ..files import open_atomically
+from ..records import FaceRecord
+from .clusters import Clusters, json_string, json_text, montage_title, person_dirname
+
+CSV_HEADER = ("image", "top", "right", "bottom", "left", "label")
+
+
+def write_clusters_csv(path: str | os.PathLike, records: Sequence[FaceRecord], clusters: Clusters) -> None:
+    """Write one row per face, in record order: ``image,top,right,bottom,left,label``.
+
+    ``image`` is the record's ``imagePath`` exactly; a name that is not valid
+    UTF-8 keeps its original bytes (``surrogateescape``), so reading the file
+    back with ``errors="surrogateescape"`` gives a path that opens.
+    """
+    with open_atomically(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(CSV_HEADER)
+        writer.writerows([record["imagePath"], *_box(record), label] for record, label in
+                         zip(records, clusters.labels.tolist()))
+
+
+def write_clusters_json(
+    path: str | os.PathLike, records: Sequence[FaceRecord], clusters: Clusters, run: Mapping | None = None
+) -> None:
+    """Write ``{"run": run, "counts": {...}, "clusters": [...]}`` as JSON.
+
+    ``counts`` has ``faces``, ``images``, ``people`` and ``unknown_faces``;
+    each cluster (Unknown Faces first, then people largest first) has
+    ``label``, ``name`` (its folder), ``title``, ``faces``, ``images`` and
+    ``members``: ``[{"image": path, "box": [top, right, bottom, left]}, ...]``.
+    ``run`` (e.g. the method used) is stored as given.  No encodings.
+    """
+    counts = {"faces": len(records), "images": clusters.photos, "people": clusters.people,
+              "unknown_faces": clusters.unknown_faces}
+    with open_atomically(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write('{\n  "run": ' + json_text(dict(run or {})) + ',\n  "counts": ' + json_text(counts) + ',\n  "clusters": [')
+        for position, label in enumerate(clusters.order):
+            handle.write(("," if position else "") + "\n    " + _cluster_json(records, clusters, label))
+        handle.write("\n  ]\n}\n")
+
+
+def _cluster_json(records: Sequence[FaceRecord], clusters: Clusters, label: int) -> str:
+    """One cluster as JSON text, one member per line (a huge cluster stays readable)."""
+    head = {"label": label, "name": person_dirname(label), "title": montage_title(label),
+            "faces": clusters.size(label), "images": clusters.photo_counts[label]}
+    members = ",\n      ".join(
+        '{"image": ' + json_string(records[i]["imagePath"]) + ', "box": [%d, %d, %d, %d]}' % _box(records[i])
+        for i in clusters.members(label).tolist()
+    )
+    text = json_text(head)[:-1] + ', "members": ['
+    return text + "\n      " + members + "\n    ]}" if members else text + "]}"
+
+
+def _box(record: FaceRecord) -> tuple[int, int, int, int]:
+    return tuple(map(int, record["loc"]))  # type: ignore[return-value]
