@@ -183,7 +183,7 @@ def preload(options: "DetectionOptions") -> None:
     (cnn_detector if options.method == "cnn" else hog_detector)()
     landmark_predictor(options.landmarks)
     if options.encoder == "numpy":
-        from .fast_encoder import load_encoder
+        from .encode.fast_encoder import load_encoder
 
         load_encoder()
     else:
@@ -313,7 +313,7 @@ def encode_faces(
     The same numbers as ``face_recognition.face_encodings(rgb, boxes,
     num_jitters, model=landmarks)``: dlib finds the landmarks and cuts the
     aligned chips either way.  ``encoder="numpy"`` then runs dlib's ResNet,
-    with its own weights, through :mod:`facecluster.fast_encoder` (within
+    with its own weights, through :mod:`facecluster.encode.fast_encoder` (within
     1e-6 of dlib, about 8x faster on a BLAS-less dlib build); random jitter
     (``num_jitters > 1``) is dlib's alone.
     """
@@ -326,7 +326,7 @@ def encode_faces(
     for box in boxes:
         shapes.append(predictor(rgb, box_to_dlib(box)))
     if encoder == "numpy" and num_jitters <= 1:
-        from .fast_encoder import encode_chips, face_chips
+        from .encode.fast_encoder import encode_chips, face_chips
 
         return list(encode_chips(face_chips(rgb, shapes)))
     descriptors = dlib_encoder().compute_face_descriptor(rgb, shapes, num_jitters)
