@@ -10,8 +10,8 @@ import argparse
 import os
 
 from facecluster import cli
-from facecluster.encoding import DatasetError, encode_dataset, list_dataset
-from facecluster.faces import (CNN_SECONDS_PER_PHOTO_CPU, DETECTION_METHODS, DetectionOptions, cuda_available,
+from facecluster.encode.pipeline import DatasetError, encode_dataset, list_dataset
+from facecluster.encode.detectors import (CNN_SECONDS_PER_PHOTO_CPU, DETECTION_METHODS, DetectionOptions, cuda_available,
                                resolve_detection_method)
 from facecluster.store import save_encodings
 

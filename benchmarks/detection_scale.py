@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from facecluster.faces import DetectionOptions, detect_faces, preload  # noqa: E402
+from facecluster.encode.detectors import DetectionOptions, detect_faces, preload  # noqa: E402
 from facecluster.images import list_images, load_image  # noqa: E402
 
 

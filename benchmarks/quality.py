@@ -88,8 +88,8 @@ def load_or_encode(cache: str, image_paths: list[str]) -> tuple[list[dict], floa
     """Records for ``image_paths`` with their encoding time, as encode_faces.py
     makes them.  Results are kept beside ``cache`` (its ``.cache.sqlite``), so
     only the first run pays for encoding."""
-    from facecluster.encoding import encode_dataset
-    from facecluster.faces import DetectionOptions
+    from facecluster.encode.pipeline import encode_dataset
+    from facecluster.encode.detectors import DetectionOptions
     from facecluster.images import Listing
 
     os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)

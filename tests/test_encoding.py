@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from facecluster.cache import cache_path_for
-from facecluster.encoding import DatasetError, encode_dataset, list_dataset
-from facecluster.faces import DetectionOptions
+from facecluster.encode.pipeline import DatasetError, encode_dataset, list_dataset
+from facecluster.encode.detectors import DetectionOptions
 from facecluster.store import load_encodings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,7 +127,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path, lfw: Path) -> Non
 
 def test_a_photo_that_kills_its_worker_is_skipped_and_the_run_goes_on(small_set: Path, tmp_path: Path, monkeypatch) -> None:
     """A decoder crash (simulated: the worker process dies on one photo) costs that photo only."""
-    from facecluster import encoding
+    from facecluster.encode import pipeline as encoding
 
     deadly = sorted(small_set.rglob("*.jpg"))[4]
     real_load = encoding.load_image
@@ -150,7 +150,7 @@ def test_a_photo_that_kills_its_worker_is_skipped_and_the_run_goes_on(small_set:
 
 
 def test_a_failing_cnn_batch_is_redone_photo_by_photo(small_set: Path, monkeypatch) -> None:
-    from facecluster import encoding
+    from facecluster.encode import pipeline as encoding
 
     def broken_batch(*args, **kwargs):
         raise RuntimeError("dlib choked on one photo of the batch")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecluster.faces import (
+from facecluster.encode.detectors import (
     DetectionOptions,
     detect_faces,
     detect_faces_batch,
@@ -115,7 +115,7 @@ def test_models_load_without_pkg_resources(fr_examples: Path) -> None:
         "    def find_spec(self, name, path, target=None):\n"
         "        if name == 'pkg_resources': raise ImportError('blocked')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "from facecluster.faces import find_faces, DetectionOptions\n"
+        "from facecluster.encode.detectors import find_faces, DetectionOptions\n"
         "from facecluster.images import load_image\n"
         f"print(len(find_faces(load_image({str(photo)!r}).rgb, DetectionOptions())))\n"
     )
@@ -129,14 +129,14 @@ def test_small_face_in_a_large_photo_is_found_on_a_second_look(lfw: Path) -> Non
     """A ~45 px face in a 1600 px photo: too small at 1x, found at the retry scale."""
     import cv2
 
-    from facecluster.faces import retry_scale
+    from facecluster.encode.detectors import retry_scale
 
     portrait = load_image(str(sorted((lfw / "Aaron_Peirsol").glob("*.jpg"))[0])).rgb
     canvas = np.full((1200, 1600, 3), 110, np.uint8)
     canvas[500:600, 700:800] = cv2.resize(portrait, (100, 100), interpolation=cv2.INTER_AREA)
     options = DetectionOptions()
     assert retry_scale(1600, 1200, options) == 2.0
-    from facecluster.faces import _detect_at
+    from facecluster.encode.detectors import _detect_at
 
     assert _detect_at(canvas, "hog", 1.0) == []  # the first look misses it
     boxes = detect_faces(canvas, options)

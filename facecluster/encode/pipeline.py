@@ -22,10 +22,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from .cache import Fingerprint, PhotoResult, ResultCache, cache_path_for
-from .faces import DetectionOptions, detect_faces_batch, encode_faces, find_faces, preload
-from .images import ImageSkipped, Listing, display_path, list_images, load_image
-from .records import FaceRecord, make_record, scale_box
+from ..cache import Fingerprint, PhotoResult, ResultCache, cache_path_for
+from .detectors import DetectionOptions, detect_faces_batch, encode_faces, find_faces, preload
+from ..images import ImageSkipped, Listing, display_path, list_images, load_image
+from ..records import FaceRecord, make_record, scale_box
 
 
 # A worker died on this photo.  Not kept between runs: the cause may have been

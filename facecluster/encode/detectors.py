@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .records import Box, box_from_dlib, box_to_dlib, clip_box, scale_box
+from ..records import Box, box_from_dlib, box_to_dlib, clip_box, scale_box
 
 DETECTION_METHODS = ("auto", "hog", "cnn")
 LANDMARK_MODELS = ("small", "large")  # 5-point (face_recognition's default) or 68-point
@@ -183,7 +183,7 @@ def preload(options: "DetectionOptions") -> None:
     (cnn_detector if options.method == "cnn" else hog_detector)()
     landmark_predictor(options.landmarks)
     if options.encoder == "numpy":
-        from .encode.fast_encoder import load_encoder
+        from .fast_encoder import load_encoder
 
         load_encoder()
     else:
@@ -326,7 +326,7 @@ def encode_faces(
     for box in boxes:
         shapes.append(predictor(rgb, box_to_dlib(box)))
     if encoder == "numpy" and num_jitters <= 1:
-        from .encode.fast_encoder import encode_chips, face_chips
+        from .fast_encoder import encode_chips, face_chips
 
         return list(encode_chips(face_chips(rgb, shapes)))
     descriptors = dlib_encoder().compute_face_descriptor(rgb, shapes, num_jitters)
