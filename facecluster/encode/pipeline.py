@@ -1,37 +1,42 @@
-"""The encoding run: every photo of a folder through detection and encoding.
+"""The encoding run: every photo of a folder through one detector and one encoder.
 
-Photos are spread over worker processes (one per core by default).  Results
-come back in any order but are stored by path, and the encodings file is
-written sorted by path, so the output is the same whatever the number of
-workers.  Finished photos are kept in a :class:`~facecluster.cache.ResultCache`
-as they arrive, which makes runs incremental and resumable; the encodings file
-itself is replaced only at the end, atomically, so the previous one survives
-any interruption.
+The detector and encoder are chosen once (:class:`Method`) and sent to every
+worker.  Photos are spread over worker processes (one per core by default),
+a task at a time (one photo, or a CNN batch).  Results come back in any order
+but are stored by path, and the records come out in the listing's order, so
+the output is the same whatever the number of workers.  Finished photos are
+kept in a :class:`~facecluster.cache.ResultCache` as they arrive, which makes
+runs incremental and resumable; the encodings file itself is written by the
+caller, at the end.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import sqlite3
 import sys
 import time
 from collections import Counter, deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
 
-from ..cache import Fingerprint, PhotoResult, ResultCache, cache_path_for
-from .detectors import DetectionOptions, detect_faces_batch, encode_faces, find_faces, preload
-from ..images import ImageSkipped, Listing, display_path, list_images, load_image
-from ..records import FaceRecord, make_record, scale_box
+import numpy as np
 
+from ..cache import Fingerprint, PhotoResult, ResultCache, open_cache
+from ..images import ImageSkipped, Listing, LoadedImage, Skip, display_path, list_images, load_image
+from ..records import Face, FaceRecord, make_record, scale_box
+from .detectors import Detector
+from .encoders import Encoder
+
+# Part of the key under which results are reused: bump it whenever a change
+# would find or encode faces differently, so old results are redone.
+PIPELINE_VERSION = 2
 
 # A worker died on this photo.  Not kept between runs: the cause may have been
 # passing (the system ran out of memory), so the next run tries it again.
 CRASHED = "crashed the image decoder"
-
 
 # What dlib, OpenCV or numpy raise on a pathological image.
 _PHOTO_ERRORS = (RuntimeError, ValueError, MemoryError)
@@ -41,17 +46,43 @@ class DatasetError(Exception):
     """The dataset can't be used at all; ``str()`` is a one-line reason."""
 
 
+@dataclass(frozen=True)
+class Method:
+    """The detector and the encoder a run uses: chosen once, sent to every worker."""
+
+    detector: Detector
+    encoder: Encoder
+
+    def cache_key(self) -> str:
+        """Results are reused only under the same key: the pipeline version, detector and encoder."""
+        return f"v{PIPELINE_VERSION}/{self.detector.cache_key()}/{self.encoder.cache_key()}"
+
+    def preload(self) -> None:
+        """Load both models now (before forking workers that then share them)."""
+        self.detector.preload()
+        self.encoder.preload()
+
+    def find_faces(self, rgbs: list[np.ndarray]) -> list[list[Face]]:
+        """Detect, then encode, every face in each RGB picture; boxes in its pixels."""
+        box_lists = self.detector.detect_batch(rgbs)
+        encoding_lists = self.encoder.encode_batch(rgbs, box_lists)
+        return [[Face(box, enc) for box, enc in zip(boxes, encs)] for boxes, encs in zip(box_lists, encoding_lists)]
+
+
 @dataclass
 class RunSummary:
     images: int = 0
     faces: int = 0
     with_faces: int = 0
-    no_face: int = 0
     reused: int = 0
     encoded: int = 0
-    skipped: Counter = field(default_factory=Counter)  # reason -> count
+    no_face: list[str] = field(default_factory=list)  # paths as given
+    skipped: list[Skip] = field(default_factory=list)  # in path order
     ignored: int = 0
     seconds: float = 0.0
+
+    def skipped_by_category(self) -> Counter:
+        return Counter(skip.category for skip in self.skipped)
 
 
 def _worker_init() -> None:
@@ -61,45 +92,58 @@ def _worker_init() -> None:
     threadpool_limits(1)
 
 
-def encode_photo(path: str, options: DetectionOptions) -> PhotoResult:
-    """Decode one photo and return its faces with boxes in original pixels.
+def _skipped(path: str, category: str, reason: str, passing: bool = False) -> PhotoResult:
+    return PhotoResult(path, "skipped", [], reason, category, passing)
 
-    Never raises for a bad photo: whatever fails is the photo's result.
-    """
+
+def _failed(path: str, error: BaseException) -> PhotoResult:
+    if isinstance(error, MemoryError):
+        return _skipped(path, "out of memory", "out of memory while finding faces", passing=True)
+    return _skipped(path, "failed", f"could not be processed: {type(error).__name__}: {error}")
+
+
+def _load(path: str) -> tuple[LoadedImage | None, PhotoResult | None]:
+    """The decoded photo, or else its result as skipped."""
     try:
-        image = load_image(path)
-        faces = find_faces(image.rgb, options)
+        return load_image(path), None
     except ImageSkipped as skipped:
-        return PhotoResult(path, "skipped", [], str(skipped))
+        return None, _skipped(path, skipped.category, skipped.reason, skipped.passing)
     except _PHOTO_ERRORS as error:
-        return PhotoResult(path, "skipped", [], f"could not be processed ({type(error).__name__}: {error})")
-    return _result_from_faces(path, [(face.box, face.encoding) for face in faces], image.scale)
+        return None, _failed(path, error)
 
 
-def _result_from_faces(path: str, faces: list, scale: float) -> PhotoResult:
-    if scale != 1.0:
-        faces = [(scale_box(box, 1 / scale), encoding) for box, encoding in faces]
+def _with_faces(path: str, image: LoadedImage, faces: list[Face]) -> PhotoResult:
+    """The photo's result, its boxes mapped back to the original's pixels."""
+    if image.scale != 1.0:
+        faces = [Face(scale_box(face.box, 1 / image.scale), face.encoding) for face in faces]
     return PhotoResult(path, "faces" if faces else "no-face", faces)
 
 
-def encode_photos(paths: list[str], options: DetectionOptions, batch_size: int = 1) -> list[PhotoResult]:
-    """A worker's task: several photos; with the CNN detector they are detected in batches."""
-    if options.method != "cnn" or len(paths) == 1:
-        return [encode_photo(path, options) for path in paths]
-    loaded, results = [], {}
+def encode_photos(paths: list[str], method: Method) -> list[PhotoResult]:
+    """A worker's task: the results of ``paths``, in order, detected as one batch.
+
+    Never raises for a bad photo: whatever fails is that photo's result, and
+    a batch that fails is redone photo by photo, so one bad photo costs only itself.
+    """
+    fingerprints = {path: Fingerprint.of(path, with_digest=True) for path in paths}  # before reading
+    results: dict[str, PhotoResult] = {}
+    loaded: list[tuple[str, LoadedImage]] = []
     for path in paths:
-        try:
-            loaded.append((path, load_image(path)))
-        except ImageSkipped as skipped:
-            results[path] = PhotoResult(path, "skipped", [], str(skipped))
+        image, failure = _load(path)
+        if failure is not None:
+            results[path] = failure
+        else:
+            loaded.append((path, image))
     try:
-        all_boxes = detect_faces_batch([image.rgb for _, image in loaded], options, batch_size)
-        for (path, image), boxes in zip(loaded, all_boxes):
-            encodings = encode_faces(image.rgb, boxes, options.num_jitters, options.landmarks, options.encoder)
-            results[path] = _result_from_faces(path, list(zip(boxes, encodings)), image.scale)
-    except _PHOTO_ERRORS:  # one bad photo must not cost the batch: redo them one by one
-        return [encode_photo(path, options) for path in paths]
-    return [results[path] for path in paths]
+        face_lists = method.find_faces([image.rgb for _, image in loaded])
+    except _PHOTO_ERRORS as error:
+        if len(loaded) > 1:
+            return [result for path in paths for result in encode_photos([path], method)]
+        face_lists = []
+        results.update((path, _failed(path, error)) for path, _ in loaded)
+    for (path, image), faces in zip(loaded, face_lists):
+        results[path] = _with_faces(path, image, faces)
+    return [replace(results[path], fingerprint=fingerprints[path]) for path in paths]
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
@@ -111,14 +155,12 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     # On Linux the workers are forked from this process after preload(), so
     # they share its already-loaded models instead of each loading its own
     # (about a second apiece).  Elsewhere fork is unsafe: spawn, and load lazily.
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    context = multiprocessing.get_context(method)
+    start_method = "fork" if sys.platform.startswith("linux") else "spawn"
+    context = multiprocessing.get_context(start_method)
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init)
 
 
-def _run_pool(
-    tasks: list[list[str]], options: DetectionOptions, workers: int, batch_size: int
-) -> Iterator[PhotoResult]:
+def _run_pool(tasks: list[list[str]], method: Method, workers: int) -> Iterator[PhotoResult]:
     """Yield results as workers finish them, keeping only a few tasks in flight.
 
     If a worker dies (a decoder crashing on a hostile file), the photos that
@@ -135,7 +177,7 @@ def _run_pool(
                 while queue or in_flight:
                     while queue and len(in_flight) < workers * 2:
                         task = queue.popleft()
-                        in_flight[pool.submit(encode_photos, task, options, batch_size)] = task
+                        in_flight[pool.submit(encode_photos, task, method)] = task
                     done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                     for future in done:
                         results = future.result()
@@ -144,29 +186,15 @@ def _run_pool(
             except BrokenProcessPool:
                 suspects = list(in_flight.values())
         for path in (path for task in suspects for path in task):
-            yield _encode_isolated(path, options)
+            yield _encode_isolated(path, method)
 
 
-def _encode_isolated(path: str, options: DetectionOptions) -> PhotoResult:
+def _encode_isolated(path: str, method: Method) -> PhotoResult:
     with _pool(1) as pool:
         try:
-            return pool.submit(encode_photos, [path], options).result()[0]
+            return pool.submit(encode_photos, [path], method).result()[0]
         except BrokenProcessPool:
-            return PhotoResult(path, "skipped", [], CRASHED)
-
-
-def _open_cache(encodings_path: str, options: DetectionOptions, warn: Callable[[str], None]) -> ResultCache:
-    path = cache_path_for(encodings_path)
-    try:
-        return ResultCache(path, options.cache_key())
-    except sqlite3.DatabaseError as error:
-        warn(f"{path}: unusable progress cache ({error}); starting a new one")
-        for suffix in ("", "-wal", "-shm"):
-            try:
-                os.unlink(path + suffix)
-            except OSError:
-                pass
-        return ResultCache(path, options.cache_key())
+            return _skipped(path, "crashed", CRASHED, passing=True)
 
 
 def list_dataset(dataset: str) -> Listing:
@@ -181,71 +209,76 @@ def list_dataset(dataset: str) -> Listing:
     return listing
 
 
+def _reused(
+    listing: Listing, cache: ResultCache, fresh: bool, on_result: Callable[[PhotoResult, bool], None]
+) -> tuple[dict[str, PhotoResult], list[str]]:
+    """The results kept from earlier runs, and the photos still to encode."""
+    results: dict[str, PhotoResult] = {}
+    todo: list[str] = []
+    for path in listing.images:
+        earlier = None if fresh else cache.lookup(path)
+        if earlier is None:
+            todo.append(path)
+        else:
+            results[path] = earlier
+            on_result(earlier, True)
+    return results, todo
+
+
+def _summarise(listing: Listing, results: dict[str, PhotoResult], summary: RunSummary) -> list[FaceRecord]:
+    """The face records in listing order, counting each photo's outcome into ``summary``."""
+    records: list[FaceRecord] = []
+    skipped = list(listing.skipped)
+    for path in listing.images:
+        result = results[path]
+        if result.status == "skipped":
+            skipped.append(Skip(path, result.category, result.reason))
+        elif not result.faces:
+            summary.no_face.append(path)
+        else:
+            summary.with_faces += 1
+            records.extend(make_record(path, face.box, face.encoding) for face in result.faces)
+    summary.skipped = sorted(skipped)
+    summary.faces = len(records)
+    return records
+
+
 def encode_dataset(
     listing: Listing,
     encodings_path: str,
-    options: DetectionOptions,
+    method: Method,
     *,
     workers: int = 0,
-    batch_size: int = 32,
     fresh: bool = False,
     on_result: Callable[[PhotoResult, bool], None] = lambda result, reused: None,
     warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> tuple[list[FaceRecord], RunSummary]:
-    """Encode every photo in ``listing``; return the face records, sorted by path.
+    """Encode every photo in ``listing`` with ``method``; return the face records and a summary.
 
-    ``workers=0`` means one process per core.  Results already in the cache
+    ``workers=0`` means one process per core.  Results kept in the cache
     beside ``encodings_path`` for an unchanged photo are reused unless
-    ``fresh``.  ``on_result`` is called once per photo, in completion order,
-    for progress display.  The encodings file itself is not written here.
+    ``fresh``.  ``on_result(result, reused)`` is called once per photo, in
+    completion order, for progress display; ``warn`` gets the cache's lines.
+    Records come in listing order with paths as the listing gives them; the
+    encodings file itself is not written here.
     """
     started = time.perf_counter()
     summary = RunSummary(images=len(listing.images), ignored=listing.ignored)
-    for path, reason in listing.skipped:
-        summary.skipped[reason] += 1
-        warn(f"[WARNING] skipped {display_path(path)}: {reason}")
-
-    cache = _open_cache(encodings_path, options, warn)
+    cache = open_cache(encodings_path, method.cache_key(), warn)
     try:
-        results: dict[str, PhotoResult] = {}
-        fingerprints = {path: Fingerprint.of(path) for path in listing.images}
-        todo: list[str] = []
-        for path in listing.images:
-            earlier = None if fresh or fingerprints[path] is None else cache.lookup(path, fingerprints[path])
-            if earlier is None:
-                todo.append(path)
-            else:
-                results[path] = earlier
-                summary.reused += 1
-                on_result(earlier, True)
-
-        workers = workers or os.cpu_count() or 1
-        chunk = batch_size if options.method == "cnn" else 1
+        results, todo = _reused(listing, cache, fresh, on_result)
+        summary.reused = len(results)
         if todo:
-            preload(options)  # deliberately, once, before the workers fork
-        for result in _run_pool(list(_chunks(todo, chunk)), options, workers, batch_size):
+            method.preload()  # deliberately, once, before the workers fork
+        tasks = list(_chunks(todo, method.detector.photos_per_task))
+        for result in _run_pool(tasks, method, workers or os.cpu_count() or 1):
             results[result.path] = result
-            fingerprint = fingerprints.get(result.path)
-            if fingerprint is not None and result.reason != CRASHED:
-                cache.store(result, fingerprint)
+            cache.store(result)
             summary.encoded += 1
             on_result(result, False)
-        cache.prune(set(listing.images))
+        cache.prune(listing.root, listing.images)
     finally:
         cache.close()
-
-    records: list[FaceRecord] = []
-    for path in listing.images:
-        result = results[path]
-        if result.status == "skipped":
-            summary.skipped[result.reason] += 1
-            warn(f"[WARNING] skipped {display_path(path)}: {result.reason}")
-            continue
-        if not result.faces:
-            summary.no_face += 1
-            continue
-        summary.with_faces += 1
-        records.extend(make_record(path, box, encoding) for box, encoding in result.faces)
-    summary.faces = len(records)
+    records = _summarise(listing, results, summary)
     summary.seconds = time.perf_counter() - started
     return records, summary
