@@ -45,8 +45,8 @@ args = vars(ap.parse_args())
 
 def main() -> int:
     # choose the detector and the encoder once, and say which and why
-    if args["workers"] < 0:
-        raise cli.UsageError("--workers must be 0 (one per core) or more")
+    if args["workers"] < 0 or args["batch_size"] < 1:
+        raise cli.UsageError("--workers must be 0 or more and --batch-size at least 1")
     detector, why = choose_detector(args["detection_method"], batch_size=args["batch_size"],
                                     upsample=args["upsample"], max_detect_side=args["max_detect_side"])
     print(f"[INFO] detection method: {detector.name} ({why})")
