@@ -69,7 +69,7 @@ class Fingerprint:
 
 
 def digest_of(path: str) -> bytes:
-    """BLAKE2b-128 of the file's bytes (about 1 ms per MB here)."""
+    """BLAKE2b-128 of the file's bytes (about 2 ms per MB here: under 1% of encoding a photo)."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, lambda: hashlib.blake2b(digest_size=16)).digest()
 

@@ -160,8 +160,14 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init)
 
 
-def _run_pool(tasks: list[list[str]], method: Method, workers: int) -> Iterator[PhotoResult]:
-    """Yield results as workers finish them, keeping only a few tasks in flight.
+Runner = Callable[[list[list[str]], Method, int], Iterator[PhotoResult]]
+"""Runs tasks (lists of photo paths) through :func:`encode_photos` on ``workers``
+workers and yields every photo's result as it comes; :func:`run_in_processes`
+here, a Dask cluster elsewhere."""
+
+
+def run_in_processes(tasks: list[list[str]], method: Method, workers: int) -> Iterator[PhotoResult]:
+    """The local :data:`Runner`: yield results as worker processes finish them, a few tasks in flight.
 
     If a worker dies (a decoder crashing on a hostile file), the photos that
     were in flight are retried one at a time, each in a process of its own,
@@ -250,6 +256,7 @@ def encode_dataset(
     *,
     workers: int = 0,
     fresh: bool = False,
+    runner: Runner = run_in_processes,
     on_result: Callable[[PhotoResult, bool], None] = lambda result, reused: None,
     warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> tuple[list[FaceRecord], RunSummary]:
@@ -257,7 +264,7 @@ def encode_dataset(
 
     ``workers=0`` means one process per core.  Results kept in the cache
     beside ``encodings_path`` for an unchanged photo are reused unless
-    ``fresh``.  ``on_result(result, reused)`` is called once per photo, in
+    ``fresh``.  ``runner`` runs the photos still to do.  ``on_result(result, reused)`` is called once per photo, in
     completion order, for progress display; ``warn`` gets the cache's lines.
     Records come in listing order with paths as the listing gives them; the
     encodings file itself is not written here.
@@ -271,7 +278,7 @@ def encode_dataset(
         if todo:
             method.preload()  # deliberately, once, before the workers fork
         tasks = list(_chunks(todo, method.detector.photos_per_task))
-        for result in _run_pool(tasks, method, workers or os.cpu_count() or 1):
+        for result in runner(tasks, method, workers or os.cpu_count() or 1):
             results[result.path] = result
             cache.store(result)
             summary.encoded += 1
