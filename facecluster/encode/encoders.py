@@ -130,7 +130,7 @@ def choose_encoder(requested: str, landmarks: str = "small", num_jitters: int = 
     if requested not in ENCODERS:
         raise ValueError(f"--encoder must be one of {ENCODERS}, not {requested!r}")
     if requested == "numpy" and num_jitters > 1:
-        why = f"--jitters {num_jitters} needs dlib's encoder (its jitter is random), so dlib runs instead of numpy"
+        why = f"--jitters {num_jitters} needs dlib's encoder, whose jitter is random: dlib runs instead of numpy"
         return DlibEncoder(landmarks, num_jitters), why
     if requested == "numpy":
         return NumpyEncoder(landmarks), "dlib's ResNet and weights evaluated with numpy: the same encodings, faster here"
