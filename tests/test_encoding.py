@@ -265,3 +265,23 @@ def test_an_unreadable_cache_is_replaced_with_one_line(small_set: Path, tmp_path
     lines: list[str] = []
     _, summary = encode_dataset(list_dataset(str(small_set)), encodings, HOG, workers=2, warn=lines.append)
     assert summary.encoded == 9 and len(lines) == 1 and "unusable progress cache" in lines[0]
+
+
+def test_any_load_error_in_a_cnn_batch_is_that_photos_result(small_set: Path, monkeypatch) -> None:
+    """The batch path and the single path are one: a decoder's RuntimeError costs only its photo."""
+    from facecluster.encode import pipeline
+
+    paths = [str(p) for p in sorted(small_set.rglob("*.jpg"))[:3]]
+    real_load = pipeline.load_image
+
+    def load_or_fail(path: str, *args, **kwargs):
+        if path == paths[1]:
+            raise RuntimeError("decoder bug")
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "load_image", load_or_fail)
+    results = pipeline.encode_photos(paths, Method(CnnDetector(upsample=0, batch_size=3), NumpyEncoder()))
+    assert [r.path for r in results] == paths
+    assert [r.status for r in results] == ["faces", "skipped", "faces"]
+    assert (results[1].category, results[1].reason) == ("failed", "could not be processed: RuntimeError: decoder bug")
+    assert all(r.fingerprint is not None and len(r.fingerprint.digest) == 16 for r in results)

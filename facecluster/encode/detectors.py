@@ -238,8 +238,9 @@ DETECTION_METHODS = ("auto", *DETECTORS)
 def choose_detector(requested: str, batch_size: int = 32, **scale) -> tuple[DlibDetector, str]:
     """The detector for ``-d requested`` and why, in words.
 
-    ``auto`` is the CNN where dlib was built with CUDA, else HOG.  ``scale``
-    holds the :class:`DlibDetector` settings (``upsample``, ``max_detect_side``).
+    ``auto`` is the CNN where dlib was built with CUDA, else HOG.  ``batch_size``
+    is the CNN's, with CUDA (1 without).  ``scale`` holds the :class:`DlibDetector`
+    settings (``upsample``, ``max_detect_side``).
     """
     if requested not in DETECTION_METHODS:
         raise ValueError(f"detection method must be one of {DETECTION_METHODS}, not {requested!r}")
@@ -252,7 +253,8 @@ def choose_detector(requested: str, batch_size: int = 32, **scale) -> tuple[Dlib
     else:
         why = "asked for"
     if requested == "cnn":
-        return CnnDetector(batch_size=batch_size, **scale), why
+        # Batches gain only on CUDA; on a CPU one photo a task keeps every core busy.
+        return CnnDetector(batch_size=batch_size if has_cuda else 1, **scale), why
     return DETECTORS[requested](**scale), why
 
 
