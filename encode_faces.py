@@ -10,9 +10,10 @@ import argparse
 import os
 
 from facecluster import cli
-from facecluster.encoding import DatasetError, encode_dataset, list_dataset
-from facecluster.faces import (CNN_SECONDS_PER_PHOTO_CPU, DETECTION_METHODS, DetectionOptions, cuda_available,
-                               resolve_detection_method)
+from facecluster.encode import report
+from facecluster.encode.detectors import DETECTION_METHODS, choose_detector, slow_on_this_machine
+from facecluster.encode.encoders import ENCODERS, LANDMARK_MODELS, choose_encoder
+from facecluster.encode.pipeline import DatasetError, Method, encode_dataset, list_dataset
 from facecluster.store import save_encodings
 
 
@@ -29,12 +30,13 @@ ap.add_argument("-d", "--detection-method", type=str, default="auto", choices=DE
 ap.add_argument("-w", "--workers", type=int, default=0, help="worker processes (default 0: one per core)")
 ap.add_argument("--upsample", type=upsample_arg, default=None, metavar="auto|0..4",
                 help="times to upsample each photo before detection (default auto: by photo size)")
-ap.add_argument("--max-detect-side", type=int, default=DetectionOptions.max_detect_side,
+ap.add_argument("--max-detect-side", type=int, default=2000,
                 help="longest side, in pixels, of the copy the detector sees (0: no limit)")
-ap.add_argument("--jitters", type=int, default=1, help="re-samplings per face encoding (slower, a little more robust)")
-ap.add_argument("--landmarks", choices=("small", "large"), default="small",
+ap.add_argument("--jitters", type=int, default=1,
+                help="re-samplings per face encoding (slower, a little more robust; runs dlib's encoder)")
+ap.add_argument("--landmarks", choices=LANDMARK_MODELS, default="small",
                 help="landmark model for face alignment: 5-point (small) or 68-point (large)")
-ap.add_argument("--encoder", choices=("numpy", "dlib"), default="numpy",
+ap.add_argument("--encoder", choices=ENCODERS, default="numpy",
                 help="runs the face_recognition ResNet: numpy (same encodings, ~8x faster here) or dlib")
 ap.add_argument("--batch-size", type=int, default=32, help="photos per CNN batch on CUDA (default 32)")
 ap.add_argument("--fresh", action="store_true", help="ignore results kept from earlier runs")
@@ -42,14 +44,14 @@ args = vars(ap.parse_args())
 
 
 def main() -> int:
-    # choose the detector and say why
-    method, why = resolve_detection_method(args["detection_method"])
-    print(f"[INFO] detection method: {method} ({why})")
+    # choose the detector and the encoder once, and say which and why
     if args["workers"] < 0 or args["batch_size"] < 1:
         raise cli.UsageError("--workers must be 0 or more and --batch-size at least 1")
-    options = DetectionOptions(method=method, upsample=args["upsample"], max_detect_side=args["max_detect_side"],
-                               num_jitters=args["jitters"], landmarks=args["landmarks"],
-                               encoder=args["encoder"])
+    detector, why = choose_detector(args["detection_method"], batch_size=args["batch_size"],
+                                    upsample=args["upsample"], max_detect_side=args["max_detect_side"])
+    print(f"[INFO] detection method: {detector.name} ({why})")
+    encoder, why = choose_encoder(args["encoder"], args["landmarks"], args["jitters"])
+    print(f"[INFO] encoder: {encoder.name} ({why})")
 
     check_writable(args["encodings"])
 
@@ -57,30 +59,22 @@ def main() -> int:
     # encode the faces in every one of them
     print("[INFO] quantifying faces...")
     listing = list_dataset(args["dataset"])
-    if method == "cnn" and not cuda_available():
-        seconds = CNN_SECONDS_PER_PHOTO_CPU * len(listing.images) / (args["workers"] or os.cpu_count() or 1)
-        estimate = f"{seconds / 60:.0f} minutes" if seconds >= 120 else f"{seconds:.0f} seconds"
-        cli.warning(f"CNN detection on the CPU: expect up to about {estimate} for {len(listing.images)} photo(s) "
-                    "of web size; -d hog is far faster")
+    slow = slow_on_this_machine(detector, len(listing.images), args["workers"] or os.cpu_count() or 1)
+    if slow:
+        cli.warning(slow)
     progress = cli.Progress(len(listing.images))
     records, summary = encode_dataset(
-        listing, args["encodings"], options, workers=args["workers"], batch_size=args["batch_size"],
-        fresh=args["fresh"], on_result=lambda result, reused: progress.step(" (reused)" if reused else ""),
+        listing, args["encodings"], Method(detector, encoder), workers=args["workers"], fresh=args["fresh"],
+        on_result=lambda result, reused: progress.step(" (reused)" if reused else ""),
     )
     progress.close()
+    report.warn_skipped(summary, args["encodings"])
 
-    # dump the facial encodings data to disk
+    # dump the facial encodings data to disk, and say what became of every photo
     print("[INFO] serializing encodings...")
     save_encodings(args["encodings"], records)
-
-    skipped = sum(summary.skipped.values())
-    print(f"[INFO] {summary.images} images, {summary.faces} faces, {summary.no_face} images with no face, "
-          f"{skipped} skipped, {summary.seconds:.1f} seconds")
-    print(f"[INFO] {summary.reused} results reused from earlier runs, {summary.encoded} images encoded now")
-    for reason, count in sorted(summary.skipped.items()):
-        print(f"[INFO] skipped ({reason}): {count}")
-    if summary.ignored:
-        print(f"[INFO] {summary.ignored} other files (not images) ignored")
+    report.write_lists(summary, args["encodings"])
+    report.print_summary(summary, args["encodings"])
     return 0
 
 

@@ -15,32 +15,32 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from facecluster.faces import DetectionOptions, detect_faces, preload  # noqa: E402
+from facecluster.encode.detectors import HogDetector  # noqa: E402
 from facecluster.images import list_images, load_image  # noqa: E402
 
 
 def main() -> None:
     data = Path(os.environ.get("FACES_DATA", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
     threadpool_limits(1)
-    preload(DetectionOptions())
+    HogDetector().preload()
     sets = {
         "lfw (every 44th)": list_images(str(data / "lfw-deepfunneled")).images[::44][:300],
         "fr examples": list_images(str(data / "face_recognition_examples")).images,
         "yale (every 2nd)": list_images(str(data / "yale_faces")).images[::2],
         "orl (every 8th)": list_images(str(data / "orl_att_faces")).images[::8],
     }
-    configs = {"tutorial: 2x always": DetectionOptions(upsample=1, max_detect_side=0),
-               "no upsampling": DetectionOptions(upsample=0, max_detect_side=0)}
+    configs = {"tutorial: 2x always": HogDetector(upsample=1, max_detect_side=0),
+               "no upsampling": HogDetector(upsample=0, max_detect_side=0)}
     for low in (500, 700, 1000):
         for high in (1200, 2000):
-            configs[f"auto, min {low}, max {high}"] = DetectionOptions(min_detect_side=low, max_detect_side=high)
+            configs[f"auto, min {low}, max {high}"] = HogDetector(min_detect_side=low, max_detect_side=high)
     print("| set | detection | photos | faces | photos with a face | ms/photo |")
     print("|---|---|---|---|---|---|")
     for name, paths in sets.items():
         images = [load_image(p).rgb for p in paths]
-        for label, options in configs.items():
+        for label, detector in configs.items():
             started = time.perf_counter()
-            found = [len(detect_faces(image, options)) for image in images]
+            found = [len(detector.detect(image)) for image in images]
             ms = 1000 * (time.perf_counter() - started) / len(images)
             print(f"| {name} | {label} | {len(images)} | {sum(found)} | {sum(1 for f in found if f)} | {ms:.1f} |", flush=True)
 

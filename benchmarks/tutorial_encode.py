@@ -12,9 +12,9 @@ import pickle
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from facecluster.faces import _install_pkg_resources_shim  # noqa: E402  (same models, same install)
+from facecluster.encode.models import install_pkg_resources_shim  # noqa: E402  (same models, same install)
 
-_install_pkg_resources_shim()
+install_pkg_resources_shim()
 import cv2  # noqa: E402
 import face_recognition  # noqa: E402
 from imutils import paths  # noqa: E402

@@ -4,8 +4,7 @@ One module per stage, each a handful of small functions over plain records:
 
 - :mod:`facecluster.records`   the face record and the one box convention
 - :mod:`facecluster.images`    finding photos in a folder and decoding them
-- :mod:`facecluster.faces`     detecting faces and computing 128-d encodings
-- :mod:`facecluster.encoding`  the encoding run: workers, reuse, progress
+- :mod:`facecluster.encode`    detectors, encoders and the encoding run (workers, reuse)
 - :mod:`facecluster.store`     reading and writing the encodings file safely
 - :mod:`facecluster.clustering` grouping encodings into people
 - :mod:`facecluster.evaluation` scoring clusters against known identities

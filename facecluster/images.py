@@ -19,6 +19,7 @@ import os
 import stat
 import warnings
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -46,7 +47,29 @@ IMAGE_EXTENSIONS = frozenset(
 
 
 class ImageSkipped(Exception):
-    """A file that cannot be used as a photo; ``str()`` is the reason."""
+    """A file that cannot be used as a photo; ``str()`` is the reason.
+
+    ``category`` is a short word to count skips by (``"corrupt"``,
+    ``"symlink loop"`` ...); ``passing`` marks a failure that may not happen
+    again (out of memory), whose verdict must not be kept between runs.
+    """
+
+    def __init__(self, reason: str, category: str, passing: bool = False):
+        super().__init__(reason, category, passing)  # all of them, so it pickles whole
+        self.reason = reason
+        self.category = category
+        self.passing = passing
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class Skip(NamedTuple):
+    """A file passed over: its path, a short category and the full reason."""
+
+    path: str
+    category: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -67,8 +90,9 @@ class Listing:
     """What a folder walk found: photos to use, and what was passed over."""
 
     images: list[str] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    skipped: list[Skip] = field(default_factory=list)
     ignored: int = 0  # files that are plainly not photos (e.g. notes.txt)
+    root: str = ""  # the folder walked ("" when the photos were listed otherwise)
 
 
 def display_path(path: str) -> str:
@@ -100,14 +124,19 @@ def _read_head(path: str) -> bytes:
         return handle.read(32)
 
 
-def _reason_for_oserror(error: OSError) -> str:
+def _skipped_for_oserror(error: OSError) -> ImageSkipped:
     if isinstance(error, PermissionError):
-        return "permission denied"
+        return ImageSkipped("permission denied", "unreadable")
     if error.errno == errno.ELOOP:
-        return "symlink loop"
+        return ImageSkipped("symlink loop", "symlink loop")
     if error.errno == errno.ENOENT:
-        return "broken symlink or vanished file"
-    return f"cannot read ({error.strerror or error})"
+        return ImageSkipped("broken symlink or vanished file", "missing")
+    # An I/O error may be the disk's passing trouble: try again next run.
+    return ImageSkipped(f"cannot read ({error.strerror or error})", "unreadable", passing=True)
+
+
+def _skip(path: str, skipped: ImageSkipped) -> Skip:
+    return Skip(path, skipped.category, skipped.reason)
 
 
 def classify_file(path: str) -> str | None:
@@ -122,25 +151,25 @@ def classify_file(path: str) -> str | None:
         info = os.stat(path)  # follows links: a dangling one raises here
     except OSError as error:
         if os.path.islink(path) or named_like_image:
-            raise ImageSkipped(_reason_for_oserror(error)) from None
+            raise _skipped_for_oserror(error) from None
         return "ignore"
     if not stat.S_ISREG(info.st_mode):
         if named_like_image:
-            raise ImageSkipped("not a regular file")
+            raise ImageSkipped("not a regular file", "not a file")
         return "ignore"
     if info.st_size == 0:
         if named_like_image:
-            raise ImageSkipped("empty file (0 bytes)")
+            raise ImageSkipped("empty file (0 bytes)", "empty")
         return "ignore"
     try:
         head = _read_head(path)
     except OSError as error:
         if named_like_image:
-            raise ImageSkipped(_reason_for_oserror(error)) from None
+            raise _skipped_for_oserror(error) from None
         return "ignore"
     if sniff_format(head) is None:
         if named_like_image:
-            raise ImageSkipped("not an image (unrecognised content)")
+            raise ImageSkipped("not an image (unrecognised content)", "not an image")
         return "ignore"
     return None
 
@@ -152,17 +181,17 @@ def list_images(root: str) -> Listing:
     found by content, so names and extensions don't matter.  The result is
     sorted, so every run sees the photos in the same order.
     """
-    listing = Listing()
+    listing = Listing(root=root)
     seen_dirs: set[tuple[int, int]] = set()
 
     def walk_error(error: OSError) -> None:
-        listing.skipped.append((error.filename or root, _reason_for_oserror(error)))
+        listing.skipped.append(_skip(error.filename or root, _skipped_for_oserror(error)))
 
     for folder, dirnames, filenames in os.walk(root, followlinks=True, onerror=walk_error):
         try:
             info = os.stat(folder)
         except OSError as error:
-            listing.skipped.append((folder, _reason_for_oserror(error)))
+            listing.skipped.append(_skip(folder, _skipped_for_oserror(error)))
             dirnames[:] = []
             continue
         key = (info.st_dev, info.st_ino)
@@ -174,13 +203,13 @@ def list_images(root: str) -> Listing:
         for name in dirnames:
             if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
                 # Named like a photo but a folder: say so, and look inside it.
-                listing.skipped.append((os.path.join(folder, name), "a folder, not an image (searched inside)"))
+                listing.skipped.append(Skip(os.path.join(folder, name), "folder", "a folder, not an image (searched inside)"))
         for name in filenames:
             path = os.path.join(folder, name)
             try:
                 verdict = classify_file(path)
             except ImageSkipped as skipped:
-                listing.skipped.append((path, str(skipped)))
+                listing.skipped.append(_skip(path, skipped))
                 continue
             if verdict == "ignore":
                 listing.ignored += not name.startswith(".")  # hidden files are nobody's photos
@@ -234,15 +263,18 @@ def load_image(path: str, max_pixels: int = MAX_DECODE_PIXELS) -> LoadedImage:
                 upright = ImageOps.exif_transpose(image)
                 turned = upright.size != image.size  # a quarter turn swaps the sides
     except Image.DecompressionBombError:
-        raise ImageSkipped(f"too large to decode safely (over {MAX_SOURCE_PIXELS // 1_000_000} megapixels)") from None
+        too_large = f"too large to decode safely (over {MAX_SOURCE_PIXELS // 1_000_000} megapixels)"
+        raise ImageSkipped(too_large, "too large") from None
     except UnidentifiedImageError:
-        raise ImageSkipped("not an image (unrecognised content)") from None
+        raise ImageSkipped("not an image (unrecognised content)", "not an image") from None
+    except MemoryError:
+        raise ImageSkipped("out of memory while decoding", "out of memory", passing=True) from None
     except OSError as error:
         if error.errno is not None:
-            raise ImageSkipped(_reason_for_oserror(error)) from None
-        raise ImageSkipped(f"corrupt or truncated image ({error})") from None
-    except (ValueError, SyntaxError, EOFError, MemoryError) as error:
-        raise ImageSkipped(f"corrupt image ({type(error).__name__}: {error})") from None
+            raise _skipped_for_oserror(error) from None
+        raise ImageSkipped(f"corrupt or truncated image: {error}", "corrupt") from None
+    except (ValueError, SyntaxError, EOFError) as error:
+        raise ImageSkipped(f"corrupt image: {type(error).__name__}: {error}", "corrupt") from None
 
     original_w, original_h = (height, width) if turned else (width, height)
     if upright.width * upright.height > max_pixels:

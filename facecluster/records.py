@@ -12,7 +12,7 @@ and OpenCV ``(x, y, w, h)`` are converted only at the edges, here.
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NamedTuple, TypedDict
 
 import numpy as np
 
@@ -20,6 +20,17 @@ Box = tuple[int, int, int, int]
 """``(top, right, bottom, left)`` in original-image pixels."""
 
 ENCODING_SIZE = 128
+
+
+class Face(NamedTuple):
+    """One face found in a photo: its box and its 128-d encoding.
+
+    The one shape of a face inside the package; it becomes the tutorial's
+    record dict only where records are made (:func:`make_record`).
+    """
+
+    box: Box
+    encoding: np.ndarray
 
 
 class FaceRecord(TypedDict):

@@ -1,4 +1,4 @@
-"""Detection and encoding with the real models, against face_recognition's own API."""
+"""Detectors and encoders with the real models, against face_recognition's own API."""
 
 from __future__ import annotations
 
@@ -9,59 +9,72 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecluster.faces import (
-    DetectionOptions,
-    detect_faces,
-    detect_faces_batch,
-    detection_scale,
-    encode_faces,
-    find_faces,
-    resolve_detection_method,
-)
+from facecluster.encode import detectors
+from facecluster.encode.detectors import CnnDetector, HogDetector, choose_detector
+from facecluster.encode.encoders import DlibEncoder, NumpyEncoder, choose_encoder
+from facecluster.encode.pipeline import Method
 from facecluster.images import load_image
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize(
-    "size, options, expected",
+    "size, detector, expected",
     [
-        ((250, 250), DetectionOptions(), 2.0),  # small: upsampled like face_recognition
-        ((92, 112), DetectionOptions(), 2.0),  # capped at 2x
-        ((400, 300), DetectionOptions(), 1.75),  # up to min_detect_side
-        ((674, 480), DetectionOptions(), 700 / 674),
-        ((900, 480), DetectionOptions(), 1.0),
-        ((4000, 3000), DetectionOptions(), 0.5),  # down to max_detect_side
-        ((4000, 3000), DetectionOptions(max_detect_side=0), 1.0),
-        ((250, 250), DetectionOptions(upsample=0), 1.0),
-        ((250, 250), DetectionOptions(upsample=2), 4.0),
-        ((1500, 1000), DetectionOptions(upsample=1), 2000 / 1500),
+        ((250, 250), HogDetector(), 2.0),  # small: upsampled like face_recognition
+        ((92, 112), HogDetector(), 2.0),  # capped at 2x
+        ((400, 300), HogDetector(), 1.75),  # up to min_detect_side
+        ((674, 480), HogDetector(), 700 / 674),
+        ((900, 480), CnnDetector(), 1.0),
+        ((4000, 3000), HogDetector(), 0.5),  # down to max_detect_side
+        ((4000, 3000), HogDetector(max_detect_side=0), 1.0),
+        ((250, 250), HogDetector(upsample=0), 1.0),
+        ((250, 250), HogDetector(upsample=2), 4.0),
+        ((1500, 1000), CnnDetector(upsample=1), 2000 / 1500),
     ],
 )
-def test_detection_scale(size, options, expected) -> None:
-    assert detection_scale(*size, options) == pytest.approx(expected)
+def test_detection_scale(size, detector, expected) -> None:
+    assert detector.detection_scale(*size) == pytest.approx(expected)
 
 
-def test_options_are_validated() -> None:
-    with pytest.raises(ValueError):
-        DetectionOptions(method="sift")
-    with pytest.raises(ValueError):
-        DetectionOptions(upsample=9)
-    with pytest.raises(ValueError):
-        DetectionOptions(num_jitters=0)
-    with pytest.raises(ValueError):
-        DetectionOptions(max_detect_side=10)
-    with pytest.raises(ValueError):
-        resolve_detection_method("sift")
+def test_settings_are_validated() -> None:
+    for bad in (lambda: HogDetector(upsample=9), lambda: HogDetector(max_detect_side=10),
+                lambda: CnnDetector(batch_size=0), lambda: DlibEncoder(num_jitters=0),
+                lambda: NumpyEncoder(landmarks="huge"), lambda: choose_detector("sift"),
+                lambda: choose_encoder("torch")):
+        with pytest.raises(ValueError):
+            bad()
 
 
-def test_auto_method_without_cuda_is_hog() -> None:
-    method, why = resolve_detection_method("auto")
-    import dlib
+@pytest.mark.parametrize(
+    "cuda, requested, name, why",
+    [
+        (False, "auto", "hog", "dlib has no CUDA here, and the CNN detector is slow on a CPU"),
+        (True, "auto", "cnn", "dlib was built with CUDA"),
+        (False, "cnn", "cnn", "asked for; dlib has no CUDA here, so expect about 22 s per photo on this CPU"),
+        (True, "cnn", "cnn", "asked for"),
+        (True, "hog", "hog", "asked for"),
+    ],
+)
+def test_detector_choice_with_and_without_cuda(monkeypatch, cuda, requested, name, why) -> None:
+    monkeypatch.setattr(detectors, "cuda_available", lambda: cuda)
+    detector, said = choose_detector(requested, batch_size=8, upsample=0)
+    assert (detector.name, said) == (name, why)
+    assert detector.cache_key() == f"{name}/up=0/max=2000/min=700"
+    assert detector.photos_per_task == (8 if (name, cuda) == ("cnn", True) else 1)  # batches gain on CUDA only
+    slow = detectors.slow_on_this_machine(detector, photos=60, workers=2)
+    assert slow == ("CNN detection on the CPU: expect up to about 11 minutes for 60 photo(s) of web size; "
+                    "-d hog is far faster" if (name, cuda) == ("cnn", False) else None)
 
-    assert method == ("cnn" if dlib.DLIB_USE_CUDA else "hog")
-    if not dlib.DLIB_USE_CUDA:
-        assert "22 s" in resolve_detection_method("cnn")[1]
+
+def test_jitters_run_dlibs_encoder_and_say_so() -> None:
+    encoder, why = choose_encoder("numpy", "small", 3)
+    assert isinstance(encoder, DlibEncoder) and encoder.cache_key() == "jit=3/lm=small/enc=dlib"
+    assert "--jitters 3 needs dlib's encoder" in why
+    encoder, _ = choose_encoder("numpy", "large", 1)
+    assert isinstance(encoder, NumpyEncoder) and encoder.cache_key() == "jit=1/lm=large/enc=numpy"
+    method = Method(HogDetector(), DlibEncoder("small", 2))
+    assert method.cache_key() == "v2/hog/up=None/max=2000/min=700/jit=2/lm=small/enc=dlib"
 
 
 def test_same_boxes_and_encodings_as_face_recognition(lfw: Path) -> None:
@@ -71,12 +84,12 @@ def test_same_boxes_and_encodings_as_face_recognition(lfw: Path) -> None:
     photos = sorted((lfw / "Aaron_Peirsol").glob("*.jpg"))[:3] + sorted((lfw / "Abdullah_Gul").glob("*.jpg"))[:3]
     for photo in photos:
         rgb = load_image(str(photo)).rgb
-        ours = detect_faces(rgb, DetectionOptions())
+        ours = HogDetector().detect(rgb)
         theirs = face_recognition.face_locations(rgb, model="hog")
         assert ours == theirs
         theirs_enc = np.array(face_recognition.face_encodings(rgb, theirs))
-        with_dlib = np.array(encode_faces(rgb, ours, encoder="dlib"))
-        with_numpy = np.array(encode_faces(rgb, ours, encoder="numpy"))
+        with_dlib = np.array(DlibEncoder().encode(rgb, ours))
+        with_numpy = np.array(NumpyEncoder().encode(rgb, ours))
         assert len(with_numpy) == len(with_dlib) == len(theirs_enc) >= 1
         assert np.abs(with_dlib - theirs_enc).max() < 1e-9
         assert np.abs(with_numpy - theirs_enc).max() < 1e-4
@@ -86,11 +99,11 @@ def test_large_photo_detected_on_a_reduced_copy(fr_examples: Path) -> None:
     photo = fr_examples / "obama" / "examples__obama-1080p.jpg"
     rgb = load_image(str(photo)).rgb
     assert max(rgb.shape) > 1000
-    faces = find_faces(rgb, DetectionOptions(max_detect_side=800))
+    faces = Method(HogDetector(max_detect_side=800), NumpyEncoder()).find_faces([rgb])[0]
     assert len(faces) == 1
     top, right, bottom, left = faces[0].box
     assert bottom - top > 150  # mapped back to the photo's own pixels
-    full = find_faces(rgb, DetectionOptions(upsample=0, max_detect_side=0))
+    full = Method(HogDetector(upsample=0, max_detect_side=0), NumpyEncoder()).find_faces([rgb])[0]
     assert np.linalg.norm(faces[0].encoding - full[0].encoding) < 0.15  # same person, same pixels
 
 
@@ -98,10 +111,9 @@ def test_cnn_batch_matches_single(lfw: Path) -> None:
     """The batched CNN path (fast on CUDA) gives what the per-photo path gives."""
     photos = sorted((lfw / "Aaron_Peirsol").glob("*.jpg"))[:2]
     rgbs = [load_image(str(p)).rgb for p in photos]
-    cases = (DetectionOptions(method="cnn", upsample=0), DetectionOptions(method="cnn"), DetectionOptions(method="cnn", max_detect_side=400))
-    for options in cases:
-        batched = detect_faces_batch(rgbs, options, batch_size=2)  # 1x, 2x by dlib, 1.6x resized
-        single = [detect_faces(rgb, options) for rgb in rgbs]
+    for detector in (CnnDetector(upsample=0, batch_size=2), CnnDetector(batch_size=2), CnnDetector(max_detect_side=400, batch_size=2)):
+        batched = detector.detect_batch(rgbs)  # 1x, 2x by dlib, 1.6x resized
+        single = [detector.detect(rgb) for rgb in rgbs]
         assert batched == single
         assert all(len(boxes) >= 1 for boxes in batched)
 
@@ -115,9 +127,11 @@ def test_models_load_without_pkg_resources(fr_examples: Path) -> None:
         "    def find_spec(self, name, path, target=None):\n"
         "        if name == 'pkg_resources': raise ImportError('blocked')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "from facecluster.faces import find_faces, DetectionOptions\n"
+        "from facecluster.encode.detectors import HogDetector\n"
+        "from facecluster.encode.encoders import NumpyEncoder\n"
+        "from facecluster.encode.pipeline import Method\n"
         "from facecluster.images import load_image\n"
-        f"print(len(find_faces(load_image({str(photo)!r}).rgb, DetectionOptions())))\n"
+        f"print(len(Method(HogDetector(), NumpyEncoder()).find_faces([load_image({str(photo)!r}).rgb])[0]))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -129,19 +143,40 @@ def test_small_face_in_a_large_photo_is_found_on_a_second_look(lfw: Path) -> Non
     """A ~45 px face in a 1600 px photo: too small at 1x, found at the retry scale."""
     import cv2
 
-    from facecluster.faces import retry_scale
-
     portrait = load_image(str(sorted((lfw / "Aaron_Peirsol").glob("*.jpg"))[0])).rgb
     canvas = np.full((1200, 1600, 3), 110, np.uint8)
     canvas[500:600, 700:800] = cv2.resize(portrait, (100, 100), interpolation=cv2.INTER_AREA)
-    options = DetectionOptions()
-    assert retry_scale(1600, 1200, options) == 2.0
-    from facecluster.faces import _detect_at
-
-    assert _detect_at(canvas, "hog", 1.0) == []  # the first look misses it
-    boxes = detect_faces(canvas, options)
+    detector = HogDetector()
+    assert detector.retry_scale(1600, 1200) == 2.0
+    assert detector.look(canvas, 1.0) == []  # the first look misses it
+    boxes = detector.detect(canvas)
     assert len(boxes) == 1
     top, right, bottom, left = boxes[0]
     assert 480 < top < 600 and 700 <= left < 760
-    assert retry_scale(1600, 1200, DetectionOptions(upsample=0)) is None  # a fixed scale is obeyed
-    assert retry_scale(250, 250, options) is None  # already at 2x
+    assert HogDetector(upsample=0).retry_scale(1600, 1200) is None  # a fixed scale is obeyed
+    assert detector.retry_scale(250, 250) is None  # already at 2x
+
+
+class _Found:
+    """What dlib's CNN detector returns per face: an object with a ``rect``."""
+
+    def __init__(self, box):
+        from facecluster.records import box_to_dlib
+
+        self.rect = box_to_dlib(box)
+
+
+def test_single_and_batched_detection_drop_the_same_unusable_boxes(monkeypatch) -> None:
+    """Both paths clip boxes to the picture and drop empty ones (the batch path once forgot to)."""
+    found = [(10, 50, 10, 20), (-5, 90, 40, 30), (20, 200, 60, 150)]  # empty, overhanging, outside
+
+    def fake_cnn(images, upsample, batch_size=None):
+        if isinstance(images, list):
+            return [[_Found(box) for box in found] for _ in images]
+        return [_Found(box) for box in found]
+
+    monkeypatch.setattr(detectors, "cnn_detector", lambda: fake_cnn)
+    rgb = np.zeros((100, 120, 3), np.uint8)
+    detector = CnnDetector(upsample=0)
+    # the empty box goes, the overhanging one is clipped, the one beyond the right edge is empty once clipped
+    assert detector.detect(rgb) == detector.detect_batch([rgb, rgb])[1] == [(0, 90, 40, 30)]

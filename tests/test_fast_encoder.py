@@ -1,4 +1,4 @@
-"""facecluster.fast_encoder computes dlib's face encodings with numpy.
+"""facecluster.encode.fast_encoder computes dlib's face encodings with numpy.
 
 Every comparison is against dlib itself (``face_recognition_model_v1``, the
 network face_recognition uses) and holds each face to a max abs difference of
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecluster import fast_encoder as fe
+from facecluster.encode import fast_encoder as fe
 
 ROOT = Path(__file__).resolve().parent.parent
 TOL = 1e-4
@@ -56,7 +56,7 @@ def _synthetic_chips(n: int, seed: int = 0) -> np.ndarray:
 
 def test_import_loads_no_model():
     code = (
-        "import sys, facecluster.fast_encoder as fe; "
+        "import sys, facecluster.encode.fast_encoder as fe; "
         "assert fe._ENCODERS == {}, 'model parsed at import'; "
         "assert 'dlib' not in sys.modules, 'dlib imported at import'; "
         "print('ok')"

@@ -153,7 +153,8 @@ def bad_folder(root: Path) -> dict[str, str]:
 def test_listing_sorts_out_bad_files(tmp_path: Path) -> None:
     expected = bad_folder(tmp_path)
     listing = list_images(str(tmp_path))
-    skipped = {os.path.basename(path): reason for path, reason in listing.skipped}
+    skipped = {os.path.basename(path): reason for path, _, reason in listing.skipped}
+    categories = {os.path.basename(path): category for path, category, _ in listing.skipped}
     loadable = []
     for path in listing.images:
         try:
@@ -161,9 +162,14 @@ def test_listing_sorts_out_bad_files(tmp_path: Path) -> None:
             loadable.append(os.path.basename(path))
         except ImageSkipped as error:
             skipped[os.path.basename(path)] = str(error)
+            categories[os.path.basename(path)] = error.category
     assert loadable == ["whole.jpg"]
     for name, fragment in expected.items():
         assert fragment in skipped[name], (name, skipped.get(name))
+    assert categories == {"empty.jpg": "empty", "truncated.jpg": "corrupt", "notes.jpg": "not an image",
+                          "dangling.jpg": "missing", "loop_a.jpg": "symlink loop", "loop_b.jpg": "symlink loop",
+                          "x.jpg": "folder"}
+    assert "(" not in skipped["truncated.jpg"].split(":", 1)[0]  # one level: "corrupt or truncated image: ..."
     assert listing.ignored == 1  # readme.txt, quietly
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -68,7 +69,16 @@ def test_awkward_folder_through_both_scripts(tmp_path: Path, lfw: Path, fr_examp
     assert set(real) <= found, set(real) - found
     for name in ("empty.jpg", "truncated.jpg", "notes.jpg", "dangling.jpg", "loop_a.jpg", "x.jpg"):
         assert any(name in line and line.startswith("[WARNING] skipped") for line in out.stderr.splitlines()), name
-    assert "skipped (symlink loop): 2" in out.stdout
+    assert "[INFO] skipped, symlink loop: 2" in out.stdout
+    for line in out.stdout.splitlines():  # grouped by a short category, never by nested messages
+        if line.startswith("[INFO] skipped, "):
+            assert re.fullmatch(r"\[INFO\] skipped, [a-z ]+: \d+", line), line
+    listed = Path(f"{encodings}.skipped.txt").read_bytes().splitlines()
+    assert sorted(os.path.basename(line.split(b"\t")[0]) for line in listed) == sorted(
+        n.encode() for n in ("empty.jpg", "truncated.jpg", "notes.jpg", "dangling.jpg", "loop_a.jpg", "loop_b.jpg", "x.jpg"))
+    # whole.jpg is a gradient: a photo with no face, named on screen and in the list for a -d cnn run
+    assert "[INFO] no face found in 1 images" in out.stdout and f"[INFO]   {dataset / 'whole.jpg'}" in out.stdout
+    assert Path(f"{encodings}.no-face.txt").read_bytes() == os.fsencode(dataset / "whole.jpg") + b"\n"
 
     output = tmp_path / "output"
     out = run_script("cluster_faces.py", "--encodings", str(encodings), "--output", str(output),

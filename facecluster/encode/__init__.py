@@ -1,0 +1,1 @@
+"""From pictures to 128-d face encodings: detectors, encoders and the run that drives them."""

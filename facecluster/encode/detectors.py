@@ -1,0 +1,267 @@
+"""Face detectors: chosen once per run, each with its cache key and a batch call.
+
+A detector is a small frozen object (it travels to every worker by pickle)
+that finds faces in RGB arrays::
+
+    detector.cache_key()         -> str: part of the key under which results are reused
+    detector.preload()           loads its model (before the workers fork)
+    detector.detect(rgb)         -> list[Box]
+    detector.detect_batch(rgbs)  -> list[list[Box]], in the order of ``rgbs``
+    detector.photos_per_task     how many photos a worker takes at once
+
+Boxes are ``(top, right, bottom, left)`` in the array's pixels, clipped to it,
+never empty.  A new detector (a BLAS CNN, "the picture is already a face crop")
+is one more class here and one more entry in :data:`DETECTORS`.
+
+dlib's two detectors run at a scale chosen from the photo's size
+(:meth:`DlibDetector.detection_scale`): small photos are upsampled as
+face_recognition does by default, large ones are detected on a reduced copy,
+and a photo where nothing was found gets a second look at a larger scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+import numpy as np
+
+from ..records import Box, box_from_dlib, clip_box, scale_box
+from .models import cnn_detector, cuda_available, hog_detector
+
+CNN_SECONDS_PER_PHOTO_CPU = 22.0  # measured on a 2-core CPU without CUDA
+RETRY_MAX_SIDE = 4096  # the largest copy a face-less photo is searched again at
+
+
+class Detector(Protocol):
+    name: str
+
+    @property
+    def photos_per_task(self) -> int: ...
+
+    def cache_key(self) -> str: ...
+
+    def preload(self) -> None: ...
+
+    def detect(self, rgb: np.ndarray) -> list[Box]: ...
+
+    def detect_batch(self, rgbs: list[np.ndarray]) -> list[list[Box]]: ...
+
+
+def _resized(rgb: np.ndarray, factor: float) -> np.ndarray:
+    import cv2
+
+    height, width = rgb.shape[:2]
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    return cv2.resize(rgb, size, interpolation=interpolation)
+
+
+def detector_input(rgb: np.ndarray, factor: float) -> tuple[np.ndarray, int, float]:
+    """What a dlib detector is given to see ``rgb`` at ``factor``.
+
+    Returns ``(image, upsample, shrink)``: the image, how many times dlib
+    upsamples it itself, and what the boxes it finds must be divided by.  A
+    factor of exactly 1, 2 or 4 uses dlib's own pyramid upsampling, so results
+    match face_recognition's ``face_locations`` exactly; any other factor
+    detects on a resized copy.
+    """
+    for upsample in (0, 1, 2):
+        if abs(factor - 2**upsample) < 1e-9:
+            return rgb, upsample, 1.0
+    return _resized(rgb, factor), 0, factor
+
+
+def _usable(boxes: list[Box], width: int, height: int) -> list[Box]:
+    """Boxes clipped to the picture (detections may overhang it), empty ones dropped."""
+    clipped = [clip_box(box, width, height) for box in boxes]
+    return [box for box in clipped if box[2] > box[0] and box[1] > box[3]]
+
+
+@dataclass(frozen=True)
+class DlibDetector:
+    """One of dlib's detectors at a scale chosen per photo; subclasses name the model.
+
+    ``upsample``: ``None`` picks the scale per photo, or a fixed number of 2x
+    upsamplings as in face_recognition.  ``max_detect_side``: the long side of
+    the copy the detector sees is at most this many pixels (``0`` = no limit).
+    """
+
+    name: ClassVar[str] = ""
+    upsample: int | None = None
+    max_detect_side: int = 2000
+    min_detect_side: int = 700
+
+    def __post_init__(self) -> None:
+        if self.upsample is not None and not 0 <= self.upsample <= 4:
+            raise ValueError(f"--upsample must be 0..4 or auto, not {self.upsample}")
+        if self.max_detect_side < 0 or (0 < self.max_detect_side < 80):
+            raise ValueError("--max-detect-side must be 0 (no limit) or at least 80 pixels")
+
+    @property
+    def photos_per_task(self) -> int:
+        return 1
+
+    def cache_key(self) -> str:
+        return f"{self.name}/up={self.upsample}/max={self.max_detect_side}/min={self.min_detect_side}"
+
+    def preload(self) -> None:
+        self._model()
+
+    def _model(self):
+        raise NotImplementedError
+
+    def _run(self, image: np.ndarray, upsample: int) -> list[Box]:
+        """The model's boxes in ``image`` (upsampled ``upsample`` times by dlib)."""
+        raise NotImplementedError
+
+    def detection_scale(self, width: int, height: int) -> float:
+        """The factor by which a ``width`` x ``height`` photo is resized for detection.
+
+        With a fixed ``upsample`` it is ``2 ** upsample`` (face_recognition's
+        behaviour); otherwise photos whose long side is under ``min_detect_side``
+        are upsampled (at most 2x), since dlib's HOG detector finds faces of
+        about 80 px and up.  Either way the detector never sees a long side over
+        ``max_detect_side``.
+        """
+        long_side = max(width, height, 1)
+        if self.upsample is not None:
+            factor = float(2**self.upsample)
+        else:
+            factor = min(2.0, max(1.0, self.min_detect_side / long_side))
+        if self.max_detect_side and long_side * factor > self.max_detect_side:
+            factor = self.max_detect_side / long_side
+        return factor
+
+    def retry_scale(self, width: int, height: int) -> float | None:
+        """The larger scale to look again at when the first found no face, or ``None``.
+
+        Only with ``upsample`` auto: face_recognition's 2x, but with the long side
+        capped at ``RETRY_MAX_SIDE``, so a photo of a crowd far away, or a film
+        still with small faces, is never reported face-less where the tutorial
+        would have found one.  Photos with faces -- nearly all -- never pay for it.
+        """
+        if self.upsample is not None:
+            return None
+        first = self.detection_scale(width, height)
+        second = min(2.0, RETRY_MAX_SIDE / max(width, height, 1))
+        return second if second > first * 1.2 else None
+
+    def look(self, rgb: np.ndarray, factor: float) -> list[Box]:
+        """Detect on ``rgb`` seen at ``factor``; boxes in ``rgb``'s pixels, unclipped."""
+        image, upsample, shrink = detector_input(rgb, factor)
+        return [scale_box(box, 1 / shrink) for box in self._run(image, upsample)]
+
+    def _finish(self, rgb: np.ndarray, first_look: list[Box]) -> list[Box]:
+        """The second look where the first found nothing, then the usable boxes."""
+        height, width = rgb.shape[:2]
+        boxes = first_look
+        retry = None if boxes else self.retry_scale(width, height)
+        if retry is not None:
+            boxes = self.look(rgb, retry)
+        return _usable(boxes, width, height)
+
+    def detect(self, rgb: np.ndarray) -> list[Box]:
+        """The faces in one RGB photo (see the module docstring)."""
+        return self._finish(rgb, self.look(rgb, self.detection_scale(rgb.shape[1], rgb.shape[0])))
+
+    def detect_batch(self, rgbs: list[np.ndarray]) -> list[list[Box]]:
+        """:meth:`detect` for each photo, in order."""
+        return [self.detect(rgb) for rgb in rgbs]
+
+
+@dataclass(frozen=True)
+class HogDetector(DlibDetector):
+    """dlib's HOG detector (face_recognition's ``model="hog"``): fast on a CPU."""
+
+    name: ClassVar[str] = "hog"
+
+    def _model(self):
+        return hog_detector()
+
+    def _run(self, image: np.ndarray, upsample: int) -> list[Box]:
+        return [box_from_dlib(rect) for rect in hog_detector()(image, upsample)]
+
+
+@dataclass(frozen=True)
+class CnnDetector(DlibDetector):
+    """dlib's CNN detector (``model="cnn"``): finds more faces; fast only with CUDA.
+
+    ``batch_size`` photos go to dlib at once where they share a size (which
+    is where CUDA gains); the boxes are the same as photo by photo.
+    """
+
+    name: ClassVar[str] = "cnn"
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.batch_size < 1:
+            raise ValueError("--batch-size must be at least 1")
+
+    @property
+    def photos_per_task(self) -> int:
+        return self.batch_size
+
+    def _model(self):
+        return cnn_detector()
+
+    def _run(self, image: np.ndarray, upsample: int) -> list[Box]:
+        return [box_from_dlib(found.rect) for found in cnn_detector()(image, upsample)]
+
+    def detect_batch(self, rgbs: list[np.ndarray]) -> list[list[Box]]:
+        """Like :meth:`detect` for each photo, with the first looks batched.
+
+        dlib batches only images of one size, so photos are grouped by what
+        the detector sees (:func:`detector_input`); the result is in the order
+        of ``rgbs``.
+        """
+        inputs = [detector_input(rgb, self.detection_scale(rgb.shape[1], rgb.shape[0])) for rgb in rgbs]
+        groups: dict[tuple, list[int]] = {}
+        for index, (image, upsample, _) in enumerate(inputs):
+            groups.setdefault((image.shape, upsample), []).append(index)
+        first_looks: list[list[Box]] = [[] for _ in rgbs]
+        for (_, upsample), indices in groups.items():
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start : start + self.batch_size]
+                found = cnn_detector()([inputs[i][0] for i in chunk], upsample, batch_size=len(chunk))
+                for index, detections in zip(chunk, found):
+                    shrink = inputs[index][2]
+                    first_looks[index] = [scale_box(box_from_dlib(d.rect), 1 / shrink) for d in detections]
+        return [self._finish(rgb, boxes) for rgb, boxes in zip(rgbs, first_looks)]
+
+
+DETECTORS: dict[str, type[DlibDetector]] = {"hog": HogDetector, "cnn": CnnDetector}
+DETECTION_METHODS = ("auto", *DETECTORS)
+
+
+def choose_detector(requested: str, batch_size: int = 32, **scale) -> tuple[DlibDetector, str]:
+    """The detector for ``-d requested`` and why, in words.
+
+    ``auto`` is the CNN where dlib was built with CUDA, else HOG.  ``batch_size``
+    is the CNN's, with CUDA (1 without).  ``scale`` holds the :class:`DlibDetector`
+    settings (``upsample``, ``max_detect_side``).
+    """
+    if requested not in DETECTION_METHODS:
+        raise ValueError(f"detection method must be one of {DETECTION_METHODS}, not {requested!r}")
+    has_cuda = cuda_available()
+    if requested == "auto":
+        requested, why = ("cnn", "dlib was built with CUDA") if has_cuda else (
+            "hog", "dlib has no CUDA here, and the CNN detector is slow on a CPU")
+    elif requested == "cnn" and not has_cuda:
+        why = f"asked for; dlib has no CUDA here, so expect about {CNN_SECONDS_PER_PHOTO_CPU:.0f} s per photo on this CPU"
+    else:
+        why = "asked for"
+    if requested == "cnn":
+        # Batches gain only on CUDA; on a CPU one photo a task keeps every core busy.
+        return CnnDetector(batch_size=batch_size if has_cuda else 1, **scale), why
+    return DETECTORS[requested](**scale), why
+
+
+def slow_on_this_machine(detector: Detector, photos: int, workers: int) -> str | None:
+    """A warning when ``detector`` will be slow here (the CNN without CUDA), else ``None``."""
+    if detector.name != "cnn" or cuda_available():
+        return None
+    seconds = CNN_SECONDS_PER_PHOTO_CPU * photos / max(1, workers)
+    estimate = f"{seconds / 60:.0f} minutes" if seconds >= 120 else f"{seconds:.0f} seconds"
+    return f"CNN detection on the CPU: expect up to about {estimate} for {photos} photo(s) of web size; -d hog is far faster"

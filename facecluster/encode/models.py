@@ -1,0 +1,92 @@
+"""The model files and dlib objects that face_recognition's api.py builds.
+
+Each model is loaded on first use, once per process -- never at import: a run
+that never needs the 68-point predictor or the CNN never pays for loading
+them, and the run preloads what it needs once, deliberately, before its
+workers fork (:meth:`facecluster.encode.pipeline.Method.preload`).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import sys
+import types
+import warnings
+
+
+def cuda_available() -> bool:
+    """Whether this dlib was built with CUDA (so the CNN detector is fast)."""
+    import dlib
+
+    return bool(getattr(dlib, "DLIB_USE_CUDA", False))
+
+
+def install_pkg_resources_shim() -> None:
+    """face_recognition_models needs ``pkg_resources.resource_filename``.
+
+    setuptools 81+ no longer ships ``pkg_resources`` and a fresh Python 3.12+
+    venv has no setuptools at all; face_recognition then says "Please install
+    face_recognition_models" and quits.  The one function it uses is a path
+    join, so supply it when the real module is missing.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pkg_resources  # noqa: F401
+        return
+    except ImportError:
+        pass
+
+    def resource_filename(package: str, resource: str) -> str:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError(f"package {package} not found")
+        return os.path.join(list(spec.submodule_search_locations)[0], resource)
+
+    shim = types.ModuleType("pkg_resources")
+    shim.resource_filename = resource_filename  # type: ignore[attr-defined]
+    sys.modules["pkg_resources"] = shim
+
+
+@functools.cache
+def _model_files() -> types.ModuleType:
+    """face_recognition_models, which only knows where the model files are."""
+    install_pkg_resources_shim()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import face_recognition_models
+    return face_recognition_models
+
+
+@functools.cache
+def hog_detector():
+    import dlib
+
+    return dlib.get_frontal_face_detector()
+
+
+@functools.cache
+def cnn_detector():
+    import dlib
+
+    return dlib.cnn_face_detection_model_v1(_model_files().cnn_face_detector_model_location())
+
+
+@functools.cache
+def landmark_predictor(model: str = "small"):
+    """dlib's 5-point (``small``) or 68-point (``large``) landmark predictor."""
+    import dlib
+
+    files = _model_files()
+    if model == "large":
+        return dlib.shape_predictor(files.pose_predictor_model_location())
+    return dlib.shape_predictor(files.pose_predictor_five_point_model_location())
+
+
+@functools.cache
+def dlib_encoder():
+    import dlib
+
+    return dlib.face_recognition_model_v1(_model_files().face_recognition_model_location())

@@ -1,0 +1,82 @@
+"""What a user sees at the end of an encoding run: the counts, and which photos they are.
+
+A few photos are named on screen (:data:`SHOWN` of each kind, then "and N
+more"); all of them are listed in files beside the encodings, one per line, as
+raw path bytes (names need not be UTF-8):
+
+- ``<encodings>.no-face.txt``: photos where no face was found (worth a
+  second run with ``-d cnn``), one path per line;
+- ``<encodings>.skipped.txt``: photos that could not be used, one
+  ``PATH<TAB>CATEGORY<TAB>REASON`` per line.
+
+A list with nothing in it is not written, and one left by an earlier run is removed.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .. import cli
+from ..files import write_atomically
+from ..images import display_path
+from .pipeline import RunSummary
+
+SHOWN = 10  # photos named on screen per kind; the rest are counted
+
+
+def no_face_list_path(encodings_path: str) -> str:
+    return f"{encodings_path}.no-face.txt"
+
+
+def skipped_list_path(encodings_path: str) -> str:
+    return f"{encodings_path}.skipped.txt"
+
+
+def _write_list(path: str, lines: list[bytes]) -> None:
+    """Write ``lines`` to ``path``, or remove a stale ``path`` when there are none."""
+    if lines:
+        write_atomically(path, b"".join(line + b"\n" for line in lines))
+        return
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def write_lists(summary: RunSummary, encodings_path: str) -> None:
+    """The two lists beside ``encodings_path`` (see the module docstring)."""
+    _write_list(no_face_list_path(encodings_path), [os.fsencode(path) for path in summary.no_face])
+    _write_list(
+        skipped_list_path(encodings_path),
+        [b"\t".join((os.fsencode(skip.path), skip.category.encode(), skip.reason.encode())) for skip in summary.skipped],
+    )
+
+
+def warn_skipped(summary: RunSummary, encodings_path: str) -> None:
+    """One warning line per skipped photo, up to :data:`SHOWN`, then how many more and where."""
+    for skip in summary.skipped[:SHOWN]:
+        cli.warning(f"skipped {display_path(skip.path)}: {skip.reason}")
+    more = len(summary.skipped) - SHOWN
+    if more > 0:
+        cli.warning(f"... and {more} more skipped; all {len(summary.skipped)} are listed in "
+                    f"{display_path(skipped_list_path(encodings_path))}")
+
+
+def print_summary(summary: RunSummary, encodings_path: str) -> None:
+    """The closing lines on stdout: counts, skips by category, the photos with no face."""
+    print(f"[INFO] {summary.images} images, {summary.faces} faces, {len(summary.no_face)} images with no face, "
+          f"{len(summary.skipped)} skipped, {summary.seconds:.1f} seconds")
+    print(f"[INFO] {summary.reused} results reused from earlier runs, {summary.encoded} images encoded now")
+    for category, count in sorted(summary.skipped_by_category().items()):
+        print(f"[INFO] skipped, {category}: {count}")
+    if summary.skipped:
+        print(f"[INFO] skipped photos and why: {display_path(skipped_list_path(encodings_path))}")
+    if summary.no_face:
+        print(f"[INFO] no face found in {len(summary.no_face)} images (all listed in "
+              f"{display_path(no_face_list_path(encodings_path))}; -d cnn may find faces in them):")
+        for path in summary.no_face[:SHOWN]:
+            print(f"[INFO]   {display_path(path)}")
+        if len(summary.no_face) > SHOWN:
+            print(f"[INFO]   ... and {len(summary.no_face) - SHOWN} more")
+    if summary.ignored:
+        print(f"[INFO] {summary.ignored} other files (not images) ignored")
