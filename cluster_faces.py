@@ -141,5 +141,10 @@ def report_quality(data, labels: np.ndarray, labels_file: str, dataset_root: str
         print(f"[INFO]   {line}")
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The ``facecluster-cluster`` command (``pip install .``)."""
     cli.run(main, known_errors=(ValueError, OSError))
+
+
+if __name__ == "__main__":
+    run()

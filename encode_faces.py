@@ -21,7 +21,7 @@ def upsample_arg(value: str) -> int | None:
     return None if value == "auto" else int(value)
 
 
-# construct the argument parser and parse the arguments
+# construct the argument parser (the arguments are parsed in main)
 ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("-i", "--dataset", required=True, help="path to input directory of faces + images")
 ap.add_argument("-e", "--encodings", required=True, help="path to serialized db of facial encodings")
@@ -40,10 +40,11 @@ ap.add_argument("--encoder", choices=ENCODERS, default="numpy",
                 help="runs the face_recognition ResNet: numpy (same encodings, ~8x faster here) or dlib")
 ap.add_argument("--batch-size", type=int, default=32, help="photos per CNN batch on CUDA (default 32)")
 ap.add_argument("--fresh", action="store_true", help="ignore results kept from earlier runs")
-args = vars(ap.parse_args())
 
 
 def main() -> int:
+    args = vars(ap.parse_args())
+
     # choose the detector and the encoder once, and say which and why
     if args["workers"] < 0 or args["batch_size"] < 1:
         raise cli.UsageError("--workers must be 0 or more and --batch-size at least 1")
@@ -89,5 +90,10 @@ def check_writable(encodings: str) -> None:
         raise cli.UsageError(f"{encodings}: cannot write in {folder}")
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The ``facecluster-encode`` command (``pip install .``)."""
     cli.run(main, known_errors=(DatasetError, ValueError, OSError))
+
+
+if __name__ == "__main__":
+    run()

@@ -59,4 +59,6 @@ fi
 $PIP install --no-deps -r requirements-nodeps.txt
 
 # Prove the models load (this is where a missing pkg_resources used to bite).
-$VENV/bin/python -c 'from facecluster.faces import DetectionOptions, cuda_available, preload; preload(DetectionOptions()); print("[INFO] face models ready; dlib CUDA:", cuda_available())'
+$VENV/bin/python -c 'from facecluster.encode.detectors import choose_detector; from facecluster.encode.encoders import choose_encoder; from facecluster.encode.models import cuda_available
+for stage, _ in (choose_detector("auto"), choose_encoder("numpy", "small", 1)): stage.preload()
+print("[INFO] face models ready; dlib CUDA:", cuda_available())'
