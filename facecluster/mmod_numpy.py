@@ -32,11 +32,11 @@ Thread count is numpy's BLAS setting (wrap calls in
 
 from __future__ import annotations
 
+import functools
 import math
 import os
-import threading
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -216,6 +216,31 @@ def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, layer: ConvLayer) -> np.n
     return out
 
 
+def _conv_by_taps(x: np.ndarray, taps: np.ndarray, b: np.ndarray, layer: ConvLayer) -> np.ndarray:
+    """A stride-1 convolution with few outputs (the 1-filter 9x9 scorer).
+
+    im2col would copy k*k*cin values per output for a single dot product;
+    instead every pixel's response to every tap is one matmul,
+    ``x @ taps`` with ``taps`` (cin, k*k*cout), and the output sums the k*k
+    shifted tap planes.
+    """
+    k, p = layer.weights.shape[2], layer.pad
+    cout = layer.weights.shape[0]
+    if p:
+        x = np.pad(x, ((p, p), (p, p), (0, 0)))
+    h, wd, c = x.shape
+    ho, wo = h - k + 1, wd - k + 1
+    resp = (x.reshape(-1, c) @ taps).reshape(h, wd, k * k, cout)
+    out = np.zeros((max(ho, 0), max(wo, 0), cout), dtype=np.float32)
+    for ky in range(k):
+        for kx in range(k):
+            out += resp[ky : ky + ho, kx : kx + wo, ky * k + kx]
+    out += b
+    if layer.relu:
+        np.maximum(out, 0, out=out)
+    return out
+
+
 def _receptive_centre(layers: tuple[ConvLayer, ...]) -> tuple[int, int]:
     """(scale, offset) with input = scale * output + offset.
 
@@ -230,10 +255,23 @@ def _receptive_centre(layers: tuple[ConvLayer, ...]) -> tuple[int, int]:
     return scale, offset
 
 
+_FEW_TAP_OUTPUTS = 128  # k*k*cout up to which _conv_by_taps beats im2col (measured: the 9x9 scorer)
+
+
+def _step(layer: ConvLayer) -> Callable[[np.ndarray], np.ndarray]:
+    """The fastest evaluation of ``layer`` as a function of its (h, w, cin) input."""
+    cout, cin, k, _ = layer.weights.shape
+    if layer.stride == 1 and k * k * cout <= _FEW_TAP_OUTPUTS:
+        taps = np.ascontiguousarray(layer.weights.transpose(1, 2, 3, 0).reshape(cin, -1))
+        return functools.partial(_conv_by_taps, taps=taps, b=layer.bias, layer=layer)
+    mat = np.ascontiguousarray(layer.weights.transpose(2, 3, 1, 0).reshape(-1, cout))  # rows (ky, kx, cin)
+    return functools.partial(_conv, w=mat, b=layer.bias, layer=layer)
+
+
 @dataclass
 class _Program:
     model: MmodModel
-    mats: list[np.ndarray]  # per layer: (k*k*cin, cout) float32, ordered (ky, kx, cin)
+    steps: list[Callable[[np.ndarray], np.ndarray]]
     scale: int
     offset: int
 
@@ -245,10 +283,9 @@ class MmodDetector:
         path = os.fspath(model_path) if model_path is not None else default_model_path()
         with open(path, "rb") as f:
             model = parse(f.read())
-        mats = [np.ascontiguousarray(l.weights.transpose(2, 3, 1, 0).reshape(-1, l.weights.shape[0])) for l in model.layers]
         scale, offset = _receptive_centre(model.layers)
         self.model_path = path
-        self._p = _Program(model, mats, scale, offset)
+        self._p = _Program(model, [_step(l) for l in model.layers], scale, offset)
 
     def _tiled_input(self, rgb: np.ndarray) -> tuple[np.ndarray, list]:
         """``input_rgb_image_pyramid::to_tensor`` -> ((rows, cols, 3) float32, level rects)."""
@@ -270,8 +307,8 @@ class MmodDetector:
     def scores(self, rgb: np.ndarray) -> tuple[np.ndarray, list]:
         """The network's output map (rows, cols, windows) for ``rgb`` and the level rects."""
         x, rects = self._tiled_input(rgb)
-        for layer, w in zip(self._p.model.layers, self._p.mats):
-            x = _conv(x, w, layer.bias, layer)
+        for step in self._p.steps:
+            x = step(x)
         return x, rects
 
     def __call__(self, image: np.ndarray, upsample_num_times: int = 0, adjust_threshold: float = 0.0) -> list[Detection]:
@@ -321,18 +358,15 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-_DETECTORS: dict[str, MmodDetector] = {}
-_LOCK = threading.Lock()
+@functools.cache
+def _detector_at(path: str) -> MmodDetector:
+    return MmodDetector(path)
 
 
 def load_detector(model_path: str | os.PathLike | None = None) -> MmodDetector:
     """The process-wide detector for ``model_path`` (default: face_recognition_models'),
     parsed on first use."""
-    path = os.fspath(model_path) if model_path is not None else default_model_path()
-    with _LOCK:
-        if path not in _DETECTORS:
-            _DETECTORS[path] = MmodDetector(path)
-        return _DETECTORS[path]
+    return _detector_at(os.fspath(model_path) if model_path is not None else default_model_path())
 
 
 def detect(image: np.ndarray, upsample_num_times: int = 0, adjust_threshold: float = 0.0) -> list[Detection]:
