@@ -255,7 +255,26 @@ def _receptive_centre(layers: tuple[ConvLayer, ...]) -> tuple[int, int]:
     return scale, offset
 
 
+_CHANNEL_MULTIPLE = 8  # see _widened
 _FEW_TAP_OUTPUTS = 128  # k*k*cout up to which _conv_by_taps beats im2col (measured: the 9x9 scorer)
+
+
+def _widened(layers: tuple[ConvLayer, ...], multiple: int) -> list[ConvLayer]:
+    """The same network with hidden channel counts rounded up to ``multiple``.
+
+    The extra filters have zero weights and bias, so they output zeros and the
+    next layer gives them zero weights: results are unchanged, but OpenBLAS
+    runs the 45-column GEMMs faster as 48 columns (measured ~15%).
+    """
+    out: list[ConvLayer] = []
+    extra_in = 0
+    for i, l in enumerate(layers):
+        cout = l.weights.shape[0]
+        extra_out = 0 if i == len(layers) - 1 else -cout % multiple
+        w = np.pad(l.weights, ((0, extra_out), (0, extra_in), (0, 0), (0, 0)))
+        out.append(ConvLayer(w, np.pad(l.bias, (0, extra_out)), l.stride, l.pad, l.relu))
+        extra_in = extra_out
+    return out
 
 
 def _step(layer: ConvLayer) -> Callable[[np.ndarray], np.ndarray]:
@@ -285,7 +304,7 @@ class MmodDetector:
             model = parse(f.read())
         scale, offset = _receptive_centre(model.layers)
         self.model_path = path
-        self._p = _Program(model, [_step(l) for l in model.layers], scale, offset)
+        self._p = _Program(model, [_step(l) for l in _widened(model.layers, _CHANNEL_MULTIPLE)], scale, offset)
 
     def _tiled_input(self, rgb: np.ndarray) -> tuple[np.ndarray, list]:
         """``input_rgb_image_pyramid::to_tensor`` -> ((rows, cols, 3) float32, level rects)."""
