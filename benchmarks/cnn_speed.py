@@ -1,0 +1,100 @@
+"""CNN face-detection speed: dlib-bin's ``cnn_face_detection_model_v1`` against
+facecluster.mmod_numpy, on one BLAS thread, in this one process.
+
+Cases (photos from ``$FACES_DATA``, else ``../shared/datasets``):
+
+- ``lfw250 up1``: LFW 250x250 photos at upsample 1 (what face_recognition's
+  ``face_locations(img, 1, "cnn")`` does);
+- ``photo~1000px up0``: face_recognition example photos around 1000 px wide
+  at upsample 0;
+- ``crop112 up1`` / ``up2``: a 112x112 aligned crop.
+
+Rounds interleave dlib and ours so machine noise hits both alike; prints the
+median (min, max) seconds per call, the speed-up, and whether the boxes were
+identical.  dlib is slow (seconds per call), so keep ``--rounds`` small.
+
+Usage::
+
+    python benchmarks/cnn_speed.py [--rounds 3] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+CASES = [
+    ("lfw250 up1", "lfw-deepfunneled/Aaron_Eckhart/Aaron_Eckhart_0001.jpg", 1),
+    ("lfw250 up1", "lfw-deepfunneled/AJ_Cook/AJ_Cook_0001.jpg", 1),
+    ("photo~1000px up0", "face_recognition_examples/_multi_face/examples__two_people.jpg", 0),
+    ("photo~1000px up0", "face_recognition_examples/obama/examples__knn_examples__train__obama__obama.jpg", 0),
+    ("crop112 up1", "glint_aligned_crops/Barack Obama/102.png", 1),
+    ("crop112 up2", "glint_aligned_crops/Barack Obama/102.png", 2),
+]
+
+
+def _data_root() -> Path:
+    data = os.environ.get("FACES_DATA")
+    return Path(data) if data else ROOT.parent / "shared" / "datasets"
+
+
+def _load(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _timed(fn, *args) -> tuple[float, list]:
+    start = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - start, out
+
+
+def _boxes_dlib(dets) -> list:
+    return [(d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()) for d in dets]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+
+    import dlib
+    from threadpoolctl import threadpool_limits
+
+    from facecluster import mmod_numpy as mn
+
+    ref = dlib.cnn_face_detection_model_v1(mn.default_model_path())
+    ours = mn.load_detector()
+    images = [(label, _load(_data_root() / rel), up) for label, rel, up in CASES]
+    times: dict[str, tuple[list, list]] = {label: ([], []) for label, _, _ in CASES}
+    same = True
+    with threadpool_limits(args.threads):
+        for label, img, up in images:  # warm-up, and the boxes check
+            a = _boxes_dlib(ref(img, up))
+            same &= a == [d[:4] for d in ours(img, up)]
+        for _ in range(args.rounds):
+            for label, img, up in images:
+                times[label][0].append(_timed(ref, img, up)[0])
+                times[label][1].append(_timed(ours, img, up)[0])
+    print(f"threads={args.threads} rounds={args.rounds} boxes identical: {same}")
+    print(f"{'case':18} {'dlib s (min-max)':>24} {'numpy s (min-max)':>24} {'speed-up':>9}")
+    for label, (d, n) in times.items():
+        md, mnp = statistics.median(d), statistics.median(n)
+        print(f"{label:18} {md:8.3f} ({min(d):.3f}-{max(d):.3f}) {mnp:10.4f} ({min(n):.4f}-{max(n):.4f}) {md / mnp:8.1f}x")
+
+
+if __name__ == "__main__":
+    main()

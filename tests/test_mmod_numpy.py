@@ -1,0 +1,156 @@
+"""facecluster.mmod_numpy runs dlib's CNN face detector with numpy.
+
+Every photo is compared with dlib's own ``cnn_face_detection_model_v1``: each
+face dlib finds must have one of ours with IoU >= 0.95 and a confidence within
+1e-3, and we may find nothing more.  In practice boxes are identical and
+confidences agree to ~1e-5.  dlib's CNN is slow without BLAS (~2.5 s per LFW
+photo at upsample 1), so the photos are few and small.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facecluster import mmod_dat, mmod_numpy as mn
+from conftest import require
+
+ROOT = Path(__file__).resolve().parent.parent
+IOU = 0.95
+CONF_TOL = 1e-3
+
+
+@pytest.fixture(scope="module")
+def dlib_cnn():
+    dlib = require("dlib")
+    return dlib.cnn_face_detection_model_v1(mn.default_model_path())
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return mn.load_detector()
+
+
+def _iou(a: tuple, b: tuple) -> float:
+    """Standard IoU of two inclusive (left, top, right, bottom) boxes."""
+    iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    area = lambda r: (r[2] - r[0] + 1) * (r[3] - r[1] + 1)  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
+def _load(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _assert_same(image: np.ndarray, upsample: int, dlib_cnn, detector) -> int:
+    """Compare both detectors on ``image``; returns the number of faces."""
+    ref = [(d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom(), d.confidence) for d in dlib_cnn(image, upsample)]
+    got = detector(image, upsample)
+    assert len(got) == len(ref), (ref, got)
+    for r in ref:
+        best = max(got, key=lambda g: _iou(g[:4], r[:4]))
+        assert _iou(best[:4], r[:4]) >= IOU, (r, got)
+        assert abs(best.confidence - r[4]) <= CONF_TOL, (r, best)
+    return len(ref)
+
+
+# --- no data needed ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("module", ["facecluster.mmod_dat", "facecluster.mmod_numpy"])
+def test_import_is_cheap(module):
+    """Importing parses no model and pulls in neither dlib nor face_recognition_models."""
+    probe = f"import sys, {module}; print(sorted(m for m in sys.modules if m.startswith(('dlib', 'face_rec'))))"
+    if module.endswith("numpy"):
+        probe += f"; print({module}._detector_at.cache_info().currsize)"
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[0] == "[]"
+    assert proc.stdout.strip().endswith(("[]", "0"))
+
+
+def test_model_is_parsed_once(detector):
+    assert mn.load_detector() is detector
+    assert mn.load_detector(detector.model_path) is detector
+
+
+def test_model_contents(detector):
+    model = mmod_dat.parse(Path(detector.model_path).read_bytes())
+    assert model.windows == ((80, 80),)
+    assert [l.weights.shape[0] for l in model.layers] == [16, 32, 32, 45, 45, 45, 1]
+    assert [l.stride for l in model.layers] == [2, 2, 2, 1, 1, 1, 1]
+    assert [l.pad for l in model.layers] == [0, 0, 0, 2, 2, 2, 4]  # dlib: stride 1 pads k/2
+    assert (model.pyramid_padding, model.pyramid_outer_padding) == (10, 11)
+    assert mn._receptive_centre(model.layers) == (8, 14)
+
+
+def test_garbage_model_is_rejected(tmp_path):
+    bad = tmp_path / "bad.dat"
+    bad.write_bytes(b"\x01\x01\x01\x0bnot_a_model" + bytes(64))
+    with pytest.raises(mmod_dat.MmodFormatError):
+        mn.MmodDetector(bad)
+
+
+def test_tile_layout_keeps_levels_apart():
+    rects, rows, cols = mn._tile_layout(501, 502, 10, 11)
+    assert rects[0] == (11, 11, 512, 511) and cols == 502 + 22
+    for i, a in enumerate(rects):
+        assert 0 <= a[0] and a[2] < cols and 0 <= a[1] and a[3] < rows
+        assert all(not mn._intersects(a, b) for b in rects[i + 1 :])
+    sizes = [(r[3] - r[1] + 1, r[2] - r[0] + 1) for r in rects]
+    assert sizes[1] == (417, 418)  # floor(5/6 * size)
+
+
+def test_blank_and_gray_images(detector):
+    assert detector(np.zeros((60, 80, 3), np.uint8)) == []
+    assert detector(np.full((60, 80), 128, np.uint8), 1) == []
+    with pytest.raises(ValueError):
+        detector(np.zeros((60, 80, 3), np.float32))
+
+
+def test_matches_dlib_on_synthetic_image(dlib_cnn, detector):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    _assert_same(image, 0, dlib_cnn, detector)
+    assert detector(image, adjust_threshold=-10.0)  # every cell scores above -10
+
+
+# --- real photos (FACES_DATA) ----------------------------------------------
+
+LFW = ["Aaron_Eckhart/Aaron_Eckhart_0001.jpg", "AJ_Cook/AJ_Cook_0001.jpg", "Abba_Eban/Abba_Eban_0001.jpg"]
+EXAMPLES = [
+    "_multi_face/examples__knn_examples__test__kit_with_rose.jpg",
+    "obama/examples__obama_small.jpg",
+    "obama/examples__obama-240p.jpg",
+]
+GLINT = ["Barack Obama/102.png", "Barack Obama/107.png"]
+
+
+@pytest.mark.parametrize("name", LFW)
+def test_matches_dlib_on_lfw_upsample_1(lfw, name, dlib_cnn, detector):
+    assert _assert_same(_load(lfw / name), 1, dlib_cnn, detector) >= 1
+
+
+def test_matches_dlib_on_example_photos_upsample_0(fr_examples, dlib_cnn, detector):
+    faces = [_assert_same(_load(fr_examples / name), 0, dlib_cnn, detector) for name in EXAMPLES]
+    assert faces[:2] == [2, 1]
+
+
+@pytest.mark.parametrize("upsample", [1, 2])
+def test_matches_dlib_on_aligned_crops(faces_data, upsample, dlib_cnn, detector):
+    for name in GLINT:
+        path = faces_data / "glint_aligned_crops" / name
+        if not path.is_file():
+            pytest.fail(f"{path} is missing")
+        _assert_same(_load(path), upsample, dlib_cnn, detector)
