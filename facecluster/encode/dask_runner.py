@@ -16,6 +16,7 @@ photos are sent from here.  See docs/dask.md.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import deque
@@ -73,6 +74,9 @@ def _client(address: str):
         from distributed import Client
     except ImportError as error:
         raise DaskError(f"--dask needs Dask distributed on this machine ({error}): pip install -r requirements.txt") from None
+    # Dask's own warnings (a result re-fetched after its worker died ...) are
+    # handled here; the workers' logs keep the details.
+    logging.getLogger("distributed").setLevel(logging.ERROR)
     try:
         return Client(address, timeout=_connect_timeout(), set_as_default=False)
     except (OSError, TimeoutError, ValueError) as error:
