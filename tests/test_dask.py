@@ -6,15 +6,19 @@ the same order, the same encodings file, and caches either run can resume from.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import require, run_script
+from conftest import ROOT, require, run_script
 from test_encoding import HOG, copy_photos, same_records
 
 require("distributed")
@@ -124,6 +128,24 @@ def test_photos_sent_from_the_client_are_decoded_like_local_files(cluster: Local
     assert (summary.reused, summary.encoded) == (25, 0)
 
 
+@pytest.mark.parametrize("mode", ["send", "shared"])
+def test_a_task_of_several_photos_keeps_each_result_with_its_photo(cluster: LocalCluster, photos: Path, mode: str,
+                                                                  tmp_path: Path) -> None:
+    """As a CNN batch is: one task, several photos, one of them gone since the listing."""
+    folder = tmp_path / "photos"
+    shutil.copytree(photos / PEOPLE[0], folder)
+    paths = [str(path) for path in sorted(folder.glob("*.jpg"))]
+    listing = list_dataset(str(folder))
+    runner = dask_runner.connect(cluster.address, HOG, listing, mode, say=lambda line: None)
+    os.unlink(paths[1])
+    results = list(runner([paths], HOG, 2))
+    assert sorted(result.path for result in results) == paths
+    by_path = {result.path: result for result in results}
+    assert (by_path[paths[1]].status, by_path[paths[1]].category) == ("skipped", "missing")
+    assert by_path[paths[0]].status == by_path[paths[2]].status == "faces"
+    assert by_path[paths[0]].fingerprint.size == os.stat(paths[0]).st_size
+
+
 def test_a_worker_killed_mid_run_costs_only_its_unfinished_tasks(cluster: LocalCluster, photos: Path,
                                                                  local_run: Path, tmp_path: Path) -> None:
     cluster.wait_for_workers(2)
@@ -143,6 +165,28 @@ def test_a_worker_killed_mid_run_costs_only_its_unfinished_tasks(cluster: LocalC
     assert len(arrived) == 25 == len(set(arrived))
     assert summary.skipped_by_category() == {"corrupt": 1, "not an image": 1}
     assert same_records(records, load_encodings(local_run))
+
+
+def test_a_run_killed_mid_way_resumes_on_the_cluster(cluster: LocalCluster, photos: Path, local_run: Path,
+                                                     tmp_path: Path) -> None:
+    encodings = tmp_path / "killed.pickle"
+    command = [sys.executable, "encode_faces.py", "-i", str(photos), "-e", str(encodings), "--dask", cluster.address]
+    run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    saved = 0
+    deadline = time.monotonic() + 120
+    while saved < 5 and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.05)
+        if os.path.exists(cache_path_for(str(encodings))):
+            with contextlib.suppress(sqlite3.Error), sqlite3.connect(cache_path_for(str(encodings))) as db:
+                saved = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    run.kill()  # the client only: its tasks are dropped by the scheduler
+    run.wait()
+    assert 5 <= saved < 25 and not encodings.exists(), saved
+    resumed = run_script(*command[1:], timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    reused = int(resumed.stdout.split(" results reused")[0].rsplit("[INFO] ", 1)[1])
+    assert reused >= 5
+    assert encodings.read_bytes() == local_run.read_bytes()
 
 
 def test_a_photo_that_kills_workers_is_isolated_and_reported(cluster: LocalCluster, lfw: Path, tmp_path: Path) -> None:

@@ -193,18 +193,18 @@ class DaskRunner:
         from . import dask_tasks
 
         while pending and len(in_flight) < window:
-            task = pending.popleft()
-            photos, unreadable = self._payload(task)
+            paths, payload, unreadable = self._payload(pending.popleft())
             yield from unreadable
-            if photos:
-                future = self.client.submit(dask_tasks.encode_task, photos, method, pure=False)
-                in_flight[future] = task
+            if paths:
+                future = self.client.submit(dask_tasks.encode_task, payload, method, pure=False)
+                in_flight[future] = paths
                 finished.add(future)
 
-    def _payload(self, task: list[str]) -> tuple[list, list[PhotoResult]]:
-        """What a worker gets for ``task``: absolute paths, or the photos' bytes; and the unreadable ones."""
+    def _payload(self, task: list[str]) -> tuple[list[str], list, list[PhotoResult]]:
+        """The paths a worker will do, what it gets for them (absolute paths, or the photos' bytes),
+        and the results of the photos this machine could not read."""
         if not self.send:
-            return [os.path.abspath(path) for path in task], []
+            return task, [os.path.abspath(path) for path in task], []
         from .dask_tasks import SentPhoto
 
         sent: list[SentPhoto] = []
@@ -217,7 +217,7 @@ class DaskRunner:
             except OSError as error:
                 skipped = skipped_for_oserror(error)
                 unreadable.append(PhotoResult(path, "skipped", [], skipped.reason, skipped.category, skipped.passing))
-        return sent, unreadable
+        return [photo.path for photo in sent], sent, unreadable
 
     def _collect(self, future, task: list[str], pending: deque) -> Iterator[PhotoResult]:
         """The results of a finished task, under the paths the listing gives; a dead worker's batch goes back in line."""
