@@ -26,6 +26,18 @@ _DASK = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
 _WORKER = [sys.executable, "-m", "distributed.cli.dask_worker"]
 
 
+# The settings docs/dask.md recommends for CPU-bound workers: no statistical
+# profiler sampling the task thread every 10 ms (it feeds only the dashboard),
+# and slower health checks.  Measured idle here: 0.44 CPU s per 30 s for a
+# scheduler and two workers, instead of 3.7 (6% of this 2-core machine).
+QUIET_SETTINGS = {
+    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+    "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
+    "DASK_DISTRIBUTED__WORKER__MEMORY__MONITOR_INTERVAL": "1s",
+    "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "2s",
+}
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (now)."""
     with socket.socket() as probe:
@@ -87,7 +99,8 @@ def local_cluster(log_folder: Path, workers: int = 2, scheduler_env: dict[str, s
     The processes import this project through ``PYTHONPATH``, as a worker
     machine would with the project installed.  Logs go to ``log_folder``.
     """
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")])))
+    path = os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, **QUIET_SETTINGS, PYTHONPATH=path)
     port = free_port()
     cluster = LocalCluster(f"tcp://127.0.0.1:{port}", log_folder, env)
     try:

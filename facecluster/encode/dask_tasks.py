@@ -141,14 +141,16 @@ def _as_sent(result: PhotoResult, photo: SentPhoto) -> PhotoResult:
     return replace(result, path=photo.path, fingerprint=fingerprint)
 
 
-def encode_task(photos: list[str] | list[SentPhoto], method: Method) -> tuple[str, list[PhotoResult]]:
-    """A Dask task: this worker's address, and the results of ``photos`` in order.
+def encode_task(tasks: list[list[str]] | list[list[SentPhoto]], method: Method) -> tuple[str, list[PhotoResult]]:
+    """A Dask task: this worker's address, and the results of several pipeline tasks' photos, in order.
 
-    ``photos`` are absolute paths the worker can read, or :class:`SentPhoto`\\ s.
+    Each pipeline task (absolute paths the worker can read, or
+    :class:`SentPhoto`\\ s) runs on its own, exactly as in the local pool.
     """
-    if photos and isinstance(photos[0], SentPhoto):
-        results = _encode_sent(photos, method)  # type: ignore[arg-type]
-    else:
-        results = encode_photos(photos, method)  # type: ignore[arg-type]
+    results: list[PhotoResult] = []
+    for photos in tasks:
+        if photos and isinstance(photos[0], SentPhoto):
+            results += _encode_sent(photos, method)  # type: ignore[arg-type]
+        else:
+            results += encode_photos(photos, method)  # type: ignore[arg-type]
     return get_worker().address, results
-
