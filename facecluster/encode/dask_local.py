@@ -4,7 +4,7 @@ For the tests and benchmarks (and trying ``--dask`` on one machine): the
 same commands a user runs on several machines, as separate processes from
 this Python's environment, on 127.0.0.1 only, and always stopped.
 
-    with local_cluster(workers=2) as cluster:
+    with local_cluster(Path("logs"), workers=2) as cluster:
         ... encode_faces.py --dask cluster.address ...
 """
 
