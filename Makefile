@@ -3,12 +3,13 @@ PY := .venv/bin/python
 FACES_DATA ?= $(wildcard ../shared/datasets)
 export FACES_DATA
 
-.PHONY: install demo dataset test bench quality clean help
+.PHONY: install demo dataset test bench bench-dask quality clean help
 
 help:
 	@echo "make demo    install, build the sample dataset/, encode, cluster, write output/"
 	@echo "make test    install test tools and run the test suite"
 	@echo "make bench   encoding speed against the tutorial's loop (writes bench-results/)"
+	@echo "make bench-dask  two local Dask workers against the local process pool (docs/dask.md)"
 	@echo "make quality clustering quality sweeps on LFW (writes benchmarks/results/)"
 
 .venv/.installed: requirements.txt requirements-nodeps.txt tools/install.sh
@@ -37,6 +38,9 @@ test: .venv/.installed-dev
 
 bench: .venv/.installed-dev
 	$(PY) benchmarks/run.py
+
+bench-dask: .venv/.installed-dev
+	$(PY) benchmarks/dask_overhead.py
 
 quality: .venv/.installed-dev
 	$(PY) benchmarks/quality.py

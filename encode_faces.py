@@ -4,16 +4,17 @@
 USAGE
     python encode_faces.py --dataset dataset --encodings encodings.pickle
     python encode_faces.py -i dataset -e encodings.pickle -d hog --workers 2
+    python encode_faces.py -i dataset -e encodings.pickle --dask tcp://scheduler:8786
 """
 
 import argparse
 import os
 
 from facecluster import cli
-from facecluster.encode import report
+from facecluster.encode import dask_runner, report
 from facecluster.encode.detectors import DETECTION_METHODS, choose_detector, slow_on_this_machine
 from facecluster.encode.encoders import ENCODERS, LANDMARK_MODELS, choose_encoder
-from facecluster.encode.pipeline import DatasetError, Method, encode_dataset, list_dataset
+from facecluster.encode.pipeline import DatasetError, Method, encode_dataset, list_dataset, run_in_processes
 from facecluster.store import save_encodings
 
 
@@ -40,6 +41,10 @@ ap.add_argument("--encoder", choices=ENCODERS, default="numpy",
                 help="runs the face_recognition ResNet: numpy (same encodings, ~8x faster here) or dlib")
 ap.add_argument("--batch-size", type=int, default=32, help="photos per CNN batch on CUDA (default 32)")
 ap.add_argument("--fresh", action="store_true", help="ignore results kept from earlier runs")
+ap.add_argument("--dask", metavar="tcp://HOST:8786", help="encode on the workers of this running Dask scheduler (docs/dask.md)")
+ap.add_argument("--dask-photos", choices=dask_runner.PHOTO_MODES, default="auto",
+                help="with --dask: workers read the photos (shared), or they are sent from here (send); "
+                     "default auto: shared when every worker sees them")
 
 
 def main() -> int:
@@ -60,12 +65,16 @@ def main() -> int:
     # encode the faces in every one of them
     print("[INFO] quantifying faces...")
     listing = list_dataset(args["dataset"])
+    method = Method(detector, encoder)
+    runner = run_in_processes
+    if args["dask"]:  # the same run on a cluster's workers: checked now, one line if it can't
+        runner = dask_runner.connect(args["dask"], method, listing, args["dask_photos"])
     slow = slow_on_this_machine(detector, len(listing.images), args["workers"] or os.cpu_count() or 1)
     if slow:
         cli.warning(slow)
     progress = cli.Progress(len(listing.images))
     records, summary = encode_dataset(
-        listing, args["encodings"], Method(detector, encoder), workers=args["workers"], fresh=args["fresh"],
+        listing, args["encodings"], method, workers=args["workers"], fresh=args["fresh"], runner=runner,
         on_result=lambda result, reused: progress.step(" (reused)" if reused else ""),
     )
     progress.close()
@@ -76,6 +85,9 @@ def main() -> int:
     save_encodings(args["encodings"], records)
     report.write_lists(summary, args["encodings"])
     report.print_summary(summary, args["encodings"])
+    if args["dask"]:
+        runner.close()
+        print(runner.summary())
     return 0
 
 
@@ -92,7 +104,7 @@ def check_writable(encodings: str) -> None:
 
 def run() -> None:
     """The ``facecluster-encode`` command (``pip install .``)."""
-    cli.run(main, known_errors=(DatasetError, ValueError, OSError))
+    cli.run(main, known_errors=(DatasetError, dask_runner.DaskError, ValueError, OSError))
 
 
 if __name__ == "__main__":
