@@ -1,0 +1,112 @@
+"""Faces from videos, for the present wing: their frames, their appearances, stills and clip links.
+
+A record from a video carries ``time`` (seconds) and ``frame`` beside the
+video's path (see :mod:`facecluster.records`).  Here:
+
+- :func:`video_frames` decodes the frames the tiles and thumbnails are cut
+  from, one pass per video, one frame at a time (memory stays flat however
+  many faces a video gave);
+- :func:`appearances` groups a person's video faces into moments on screen
+  (clip, from, to) for the gallery's timeline and the person folders' stills;
+- :func:`clip_href` is a link that plays the clip from a moment (``#t=``).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from ..images import LoadedImage, display_path
+from ..records import FaceRecord
+from ..sources.video import read_frames
+
+# Faces of one person in one video less than this many seconds apart are one appearance.
+APPEARANCE_GAP = 5.0
+
+
+def is_from_video(record: Mapping) -> bool:
+    return "time" in record
+
+
+def video_frames(path: str, times: list[float]) -> Iterator[tuple[float, LoadedImage | None]]:
+    """Yield ``(time, frame)`` for each of ``times``; ``None`` for one past the readable part.
+
+    Frames are reduced to at most 1280 pixels a side (``scale`` says by how
+    much), which tiles and thumbnails never miss.  Raises
+    :class:`~facecluster.images.ImageSkipped` when the video can't be opened.
+    """
+    for time, rgb, scale in read_frames(path, times):
+        if rgb is None:
+            yield time, None
+        else:
+            original = (round(rgb.shape[1] / scale), round(rgb.shape[0] / scale))
+            yield time, LoadedImage(rgb=rgb, scale=scale, original_size=original)
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """One stretch of one video in which a person was seen: ``start`` to ``end`` seconds."""
+
+    path: str
+    start: float
+    end: float
+    faces: tuple[int, ...]  # record indices, in time order
+
+
+def appearances(records: Sequence[FaceRecord], indices: Sequence[int], gap: float = APPEARANCE_GAP) -> list[Appearance]:
+    """The person's appearances in videos (by video, then time) among the faces ``indices``."""
+    by_video: dict[str, list[int]] = {}
+    for index in indices:
+        if is_from_video(records[index]):
+            by_video.setdefault(records[index]["imagePath"], []).append(int(index))
+    found = []
+    for path in sorted(by_video):
+        run: list[int] = []
+        for index in sorted(by_video[path], key=lambda i: records[i]["time"]):  # type: ignore[typeddict-item]
+            if run and records[index]["time"] - records[run[-1]]["time"] > gap:  # type: ignore[typeddict-item]
+                found.append(_appearance(records, path, run))
+                run = []
+            run.append(index)
+        found.append(_appearance(records, path, run))
+    return found
+
+
+def _appearance(records: Sequence[FaceRecord], path: str, run: list[int]) -> Appearance:
+    times = [records[i]["time"] for i in run]  # type: ignore[typeddict-item]
+    return Appearance(path, min(times), max(times), tuple(run))
+
+
+def clip_href(href: str, time: float) -> str:
+    """A link to the clip at ``href`` that starts playing at ``time`` seconds (a media fragment)."""
+    return f"{href}#t={max(0.0, time):.2f}"
+
+
+def clock(seconds: float) -> str:
+    """``75.4`` -> ``"1:15"``; an hour or more -> ``"1:02:03"``."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def timeline_html(found: list[Appearance], href_of) -> str:
+    """The gallery's list of a person's moments in videos: clip name, from–to, each playing from its start.
+
+    ``href_of(path)`` gives the clip's link from the page.  Empty without appearances.
+    """
+    if not found:
+        return ""
+    items = []
+    for seen in found:
+        name = html.escape(os.path.basename(display_path(seen.path)))
+        span = clock(seen.start) if seen.end - seen.start < 1 else f"{clock(seen.start)}&ndash;{clock(seen.end)}"
+        link = html.escape(clip_href(href_of(seen.path), seen.start))
+        items.append(f'<li><a href="{link}" title="play from {clock(seen.start)}">{name} <span>{span}</span></a></li>')
+    return '<ol class="timeline" aria-label="In videos">\n' + "\n".join(items) + "\n</ol>"
+
+
+def still_name(seen: Appearance) -> str:
+    """File name of an appearance's still in a person folder: ``clip.mp4 at 0m12.5s.jpg``."""
+    minutes, seconds = divmod(seen.start, 60)
+    return f"{os.path.basename(seen.path)} at {int(minutes)}m{seconds:04.1f}s.jpg"
