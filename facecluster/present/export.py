@@ -17,11 +17,13 @@ from ..files import open_atomically
 from ..records import FaceRecord
 from .clusters import Clusters, json_string, json_text, montage_title, person_dirname
 
-CSV_HEADER = ("image", "top", "right", "bottom", "left", "label")
+CSV_HEADER = ("image", "top", "right", "bottom", "left", "label", "frame", "time")
 
 
 def write_clusters_csv(path: str | os.PathLike, records: Sequence[FaceRecord], clusters: Clusters) -> None:
-    """Write one row per face, in record order: ``image,top,right,bottom,left,label``.
+    """Write one row per face, in record order: ``image,top,right,bottom,left,label,frame,time``.
+
+    ``frame`` and ``time`` (seconds) place a face from a video; both are empty for a photo.
 
     ``image`` is the record's ``imagePath`` exactly; a name that is not valid
     UTF-8 keeps its original bytes (``surrogateescape``), so reading the file
@@ -30,8 +32,8 @@ def write_clusters_csv(path: str | os.PathLike, records: Sequence[FaceRecord], c
     with open_atomically(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(CSV_HEADER)
-        writer.writerows([record["imagePath"], *_box(record), label] for record, label in
-                         zip(records, clusters.labels.tolist()))
+        writer.writerows([record["imagePath"], *_box(record), label, record.get("frame", ""), record.get("time", "")]
+                         for record, label in zip(records, clusters.labels.tolist()))
 
 
 def write_clusters_json(

@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..images import LoadedImage, display_path
+from ..images import ImageSkipped, LoadedImage, display_path
 from ..records import FaceRecord
 from ..sources.video import read_frames
 
@@ -103,10 +103,47 @@ def timeline_html(found: list[Appearance], href_of) -> str:
         span = clock(seen.start) if seen.end - seen.start < 1 else f"{clock(seen.start)}&ndash;{clock(seen.end)}"
         link = html.escape(clip_href(href_of(seen.path), seen.start))
         items.append(f'<li><a href="{link}" title="play from {clock(seen.start)}">{name} <span>{span}</span></a></li>')
-    return '<ol class="timeline" aria-label="In videos">\n' + "\n".join(items) + "\n</ol>"
+    return '<ol class="timeline" aria-label="In videos">\n' + "\n".join(items) + "\n</ol>\n"
 
 
-def still_name(seen: Appearance) -> str:
-    """File name of an appearance's still in a person folder: ``clip.mp4 at 0m12.5s.jpg``."""
-    minutes, seconds = divmod(seen.start, 60)
-    return f"{os.path.basename(seen.path)} at {int(minutes)}m{seconds:04.1f}s.jpg"
+def still_name(path: str, time: float) -> str:
+    """File name of a still from ``path`` at ``time`` in a person folder: ``clip.mp4 at 0m12.5s.jpg``."""
+    minutes, seconds = divmod(time, 60)
+    return f"{os.path.basename(path)} at {int(minutes)}m{seconds:04.1f}s.jpg"
+
+
+def write_stills(folder: str, folder_name: str, records: Sequence[FaceRecord], indices: Sequence[int],
+                 placed: set[str]) -> tuple[int, list[str]]:
+    """Put a still of each of the person's appearances in videos into ``folder``.
+
+    The still is the frame of the appearance's middle face; one already there
+    is kept.  Adds ``"folder_name/still name"`` to ``placed`` for each.
+    Returns how many stills are in place and the videos that could not be read.
+    """
+    import cv2
+
+    from .montage import write_image  # (montage -> clusters -> this module)
+
+    count, unreadable = 0, []
+    for path, times in _still_times(records, appearances(records, indices)).items():
+        names = {time: still_name(path, time) for time in times}
+        missing = [time for time in times if not os.path.isfile(os.path.join(folder, names[time]))]
+        try:
+            for time, image in video_frames(path, missing) if missing else ():
+                if image is not None:
+                    write_image(os.path.join(folder, names[time]), cv2.cvtColor(image.rgb, cv2.COLOR_RGB2BGR))
+        except ImageSkipped:
+            unreadable.append(path)
+        for name in names.values():
+            if os.path.isfile(os.path.join(folder, name)):
+                placed.add(f"{folder_name}/{name}")
+                count += 1
+    return count, unreadable
+
+
+def _still_times(records: Sequence[FaceRecord], found: list[Appearance]) -> dict[str, list[float]]:
+    """Per video, the time of each appearance's middle face (sorted): where its still is taken."""
+    times: dict[str, list[float]] = {}
+    for seen in found:
+        times.setdefault(seen.path, []).append(float(records[seen.faces[len(seen.faces) // 2]]["time"]))  # type: ignore[typeddict-item]
+    return {path: sorted(set(found_times)) for path, found_times in times.items()}
