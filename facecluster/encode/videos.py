@@ -63,6 +63,8 @@ class VideoSummary:
     tracks: int = 0
     faces: int = 0
     reused: int = 0  # videos whose every segment was kept from an earlier run
+    segments: int = 0
+    segments_reused: int = 0  # e.g. the finished part of a video whose run was killed
     no_face: list[str] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # one line each: read only in part
@@ -185,6 +187,7 @@ def _reused(videos: list[_Video], cache: SegmentCache, fresh: bool, progress: Vi
     """Fill in the segments kept from earlier runs; return those still to do."""
     todo = []
     for video in videos:
+        summary.segments += len(video.segments)
         for segment in video.segments:
             kept = None if fresh else cache.lookup(video.path, video.stamp, segment.start)
             if kept is None:
@@ -193,6 +196,7 @@ def _reused(videos: list[_Video], cache: SegmentCache, fresh: bool, progress: Vi
                 video.done[segment.start] = kept
                 progress.advance(segment.seconds, reused=True)
         summary.reused += len(video.done) == len(video.segments)
+        summary.segments_reused += len(video.done)
     return todo
 
 
@@ -256,4 +260,5 @@ def add_to_summary(summary, videos: VideoSummary) -> None:
     for note in videos.notes:
         print(f"[WARNING] {note}", file=sys.stderr)
     print(f"[INFO] {videos.videos} videos: {videos.seconds:,.1f} s of video, {videos.tracks} face tracks, "
-          f"{videos.faces} faces kept, {videos.reused} videos reused from earlier runs")
+          f"{videos.faces} faces kept; {videos.reused} videos and {videos.segments_reused} of {videos.segments} "
+          "segments reused from earlier runs")

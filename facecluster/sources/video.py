@@ -184,18 +184,19 @@ class FrameSampler:
             if self.start > 0:
                 container.seek(int((self.info.start + self.start) / stream.time_base), stream=stream, backward=True)
             next_look = math.ceil(self.start / self.step - 1e-9) * self.step
+            early = min(0.5 / self.info.fps, self.step / 4)  # a frame this close before a look's time is its frame
             try:
                 for frame in container.decode(stream):
                     if frame.time is None:
                         continue
                     time = frame.time - self.info.start
                     self.last_time = max(self.last_time, time)
-                    if time >= self.end:
+                    if time + early >= self.end:  # that look is the next segment's
                         break
-                    if time + 0.5 / self.info.fps < next_look:
+                    if time + early < next_look:
                         continue
                     yield Look(round(time * self.info.fps), round(time, 3), upright_rgb(frame))
-                    next_look = (math.floor(time / self.step + 1e-9) + 1) * self.step
+                    next_look = (math.floor((time + early) / self.step + 1e-9) + 1) * self.step
             except av.FFmpegError as error:
                 self.stopped = f"decoding stopped at {self.last_time:.1f} s ({_why(error)})"
         finally:

@@ -1,0 +1,251 @@
+"""Videos as input: found by content, sampled, tracked, cached, shown; bad videos reported in one line.
+
+The real clips are in ``$FACES_DATA/videos`` (see its SOURCE.txt).  Broken,
+rotated, variable-rate, 4K and long variants are made here at run time with
+PyAV and never committed.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import PYTHON, ROOT, require, run_script
+from facecluster.records import make_video_record
+from facecluster.store import EncodingsError, load_encodings, save_encodings
+
+SELFIE = "selfie_talking_glasses_12s.mp4"
+STAGE = "hamilton_short_clip.mp4"
+AUDIENCE_FROM = 7.4  # seconds: the stage clip cuts to the audience here
+
+
+@pytest.fixture(scope="module")
+def clips(faces_data: Path) -> Path:
+    folder = faces_data / "videos"
+    for name in (SELFIE, STAGE):
+        if not (folder / name).is_file():
+            pytest.fail(f"{folder / name} is missing")
+    return folder
+
+
+def frames_of(path: Path, every: int = 1, size: tuple[int, int] | None = None):
+    """The upright RGB frames of a clip (every ``every``-th), optionally resized to ``size`` (w, h)."""
+    av = require("av")
+    import cv2
+
+    with av.open(str(path)) as container:
+        for number, frame in enumerate(container.decode(video=0)):
+            if number % every == 0:
+                rgb = frame.to_ndarray(format="rgb24")
+                yield cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if size else rgb
+
+
+def write_clip(path: Path, frames, fps: int = 30, rotation: int | None = None, times: list[float] | None = None) -> Path:
+    """Encode RGB ``frames`` as H.264 MP4; ``rotation`` sets the display matrix, ``times`` the stamps (VFR)."""
+    av = require("av")
+    frames = iter(frames)
+    first = next(frames)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = first.shape[1] // 2 * 2, first.shape[0] // 2 * 2, "yuv420p"
+        if times is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        for number, rgb in enumerate([first, *frames]):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[: stream.height, : stream.width]), format="rgb24")
+            if times is not None:
+                frame.pts, frame.time_base = int(times[number] * 1000), Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def encode(dataset: Path, encodings: Path, *extra: str) -> subprocess.CompletedProcess:
+    out = run_script("encode_faces.py", "-i", str(dataset), "-e", str(encodings), *extra)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    return out
+
+
+def cluster(encodings: Path, output: Path, *extra: str) -> list[dict]:
+    """Cluster with the defaults; returns the clusters.csv rows."""
+    out = run_script("cluster_faces.py", "-e", str(encodings), "-o", str(output), *extra)
+    assert out.returncode == 0, out.stderr
+    with open(output / "clusters.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def people(rows: list[dict]) -> set[str]:
+    return {row["label"] for row in rows if row["label"] != "-1"}
+
+
+# --------------------------------------------------------------------------
+# The real clips
+
+
+def test_selfie_and_stage_clips(clips: Path, tmp_path: Path) -> None:
+    dataset = tmp_path / "feeds"
+    dataset.mkdir()
+    shutil.copy(clips / SELFIE, dataset / "selfie.mov")  # the name says MOV: content decides
+    shutil.copy(clips / STAGE, dataset / "stage")  # no extension at all
+    encodings = tmp_path / "enc.pickle"
+    out = encode(dataset, encodings)
+    assert "s of video" in out.stdout and "ETA" in out.stdout
+    records = load_encodings(encodings)
+    assert records and all(isinstance(r["frame"], int) and isinstance(r["time"], float) for r in records)
+    rows = cluster(encodings, tmp_path / "out")
+
+    selfie = [row for row in rows if row["image"].endswith("selfie.mov")]
+    assert 3 <= len(selfie) <= 15, "one person on screen for 12 s gives a handful of records"
+    assert len({row["label"] for row in selfie}) == 1 and selfie[0]["label"] != "-1"
+
+    stage = [row for row in rows if row["image"].endswith("stage")]
+    performer = {row["label"] for row in stage if float(row["time"]) < AUDIENCE_FROM}
+    audience = {row["label"] for row in stage if float(row["time"]) >= AUDIENCE_FROM}
+    assert len(performer) == 1 and performer != {"-1"}, "the performer is one cluster across his shots"
+    assert not performer & audience
+    assert not performer & {selfie[0]["label"]}
+    assert all(row["frame"] and row["time"] for row in rows)
+
+    again = encode(dataset, encodings)
+    assert re.search(r"2 videos and (\d+) of \1 segments reused", again.stdout), again.stdout
+    assert [r["time"] for r in load_encodings(encodings)] == [r["time"] for r in records]
+
+
+def test_photos_and_a_clip_of_one_person_are_one_cluster(lfw: Path, tmp_path: Path) -> None:
+    import cv2
+
+    photos = sorted((lfw / "Colin_Powell").glob("*.jpg"))
+    dataset = tmp_path / "case"
+    dataset.mkdir()
+    for photo in photos[:8]:
+        shutil.copy(photo, dataset / photo.name)
+    # The others shown one second each, like a slide show: a clip of the same person.
+    slides = [cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB) for photo in photos[8:20]]
+    write_clip(dataset / "powell.mp4", (slide for slide in slides for _ in range(10)), fps=10)
+    encodings = tmp_path / "enc.pickle"
+    encode(dataset, encodings)
+    rows = cluster(encodings, tmp_path / "out", "--organize", "copy")
+    from_video = [row for row in rows if row["image"].endswith("powell.mp4")]
+    from_photos = [row for row in rows if not row["image"].endswith("powell.mp4")]
+    assert from_video and from_photos
+    assert len(people(rows)) == 1
+    (label,) = people(rows)
+    assert sum(row["label"] == label for row in from_video) >= len(from_video) * 0.8
+    assert sum(row["label"] == label for row in from_photos) >= len(from_photos) * 0.8
+    folder = tmp_path / "out" / f"person_{int(label):02d}"
+    assert any(name.startswith("powell.mp4 at ") and name.endswith(".jpg") for name in os.listdir(folder))
+
+
+# --------------------------------------------------------------------------
+# Bad and unusual videos
+
+
+def test_bad_videos_one_line_each_and_the_run_goes_on(clips: Path, tmp_path: Path) -> None:
+    av = require("av")
+    dataset = tmp_path / "feeds"
+    dataset.mkdir()
+    data = (clips / STAGE).read_bytes()
+    (dataset / "truncated.mp4").write_bytes(data[: len(data) * 6 // 10])
+    (dataset / "empty.mp4").write_bytes(b"")
+    (dataset / "notes.mp4").write_text("not a video at all\n" * 20)
+    with av.open(str(dataset / "voice.m4a"), "w", format="mp4") as container:  # audio only
+        stream = container.add_stream("aac", rate=16000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), dtype=np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    shutil.copy(clips / SELFIE, dataset / "selfie.mp4")
+    encodings = tmp_path / "enc.pickle"
+    out = encode(dataset, encodings)
+    warnings = out.stderr.splitlines()
+    for name, reason in (("empty.mp4", "empty"), ("notes.mp4", "not a video"), ("voice.m4a", "audio only")):
+        assert sum(name in line and reason in line for line in warnings) == 1, out.stderr
+    records = load_encodings(encodings)
+    assert any(r["imagePath"].endswith("selfie.mp4") for r in records)
+    truncated = [line for line in warnings if "truncated.mp4" in line]
+    assert len(truncated) == 1, out.stderr
+    if "read only to" in truncated[0]:  # the index came first: the readable part's faces are kept
+        assert any(r["imagePath"].endswith("truncated.mp4") for r in records)
+
+
+def test_rotated_phone_video_is_turned_upright(clips: Path, tmp_path: Path) -> None:
+    dataset = tmp_path / "phone"
+    dataset.mkdir()
+    # Stored lying on its side, with a display matrix that turns it upright again.
+    sideways = (np.rot90(rgb, -1) for rgb in frames_of(clips / SELFIE, every=3, size=(360, 640)))
+    write_clip(dataset / "phone.mp4", sideways, fps=10, rotation=90)
+    encodings = tmp_path / "enc.pickle"
+    encode(dataset, encodings)
+    records = load_encodings(encodings)
+    assert records, "an upright face is found; a sideways one would not be"
+    assert all(r["loc"][2] <= 640 and r["loc"][1] <= 360 for r in records)
+
+
+def test_variable_frame_rate_times_come_from_the_stamps(clips: Path, tmp_path: Path) -> None:
+    from facecluster.sources.video import FrameSampler, probe_video
+
+    frames = list(frames_of(clips / SELFIE, every=2, size=(360, 640)))[:90]
+    # 30 fps for the first half, 5 fps after: a frame count alone would misplace every later look.
+    times = [i / 30 if i < 45 else 1.5 + (i - 45) / 5 for i in range(len(frames))]
+    path = write_clip(tmp_path / "vfr.mp4", frames, fps=30, times=times)
+    info = probe_video(str(path))
+    assert info.duration == pytest.approx(times[-1], abs=0.5)
+    looks = [look.time for look in FrameSampler(str(path), info, 0, float("inf"), 1.0)]
+    assert looks == pytest.approx([float(t) for t in range(len(looks))], abs=0.21)
+    assert looks[-1] >= 9
+
+
+def test_4k_video_is_streamed(clips: Path, tmp_path: Path) -> None:
+    dataset = tmp_path / "uhd"
+    dataset.mkdir()
+    write_clip(dataset / "uhd.mp4", frames_of(clips / SELFIE, every=15, size=(2160, 3840)), fps=2)
+    encodings = tmp_path / "enc.pickle"
+    encode(dataset, encodings, "--workers", "1")
+    assert load_encodings(encodings)
+
+
+def test_killed_mid_video_resumes(clips: Path, tmp_path: Path) -> None:
+    dataset = tmp_path / "long"
+    dataset.mkdir()
+    small = list(frames_of(clips / SELFIE, every=3, size=(320, 568)))
+    write_clip(dataset / "long.mp4", (frame for _ in range(6) for frame in small), fps=10)  # about 70 s
+    encodings = tmp_path / "enc.pickle"
+    command = [PYTHON, "encode_faces.py", "-i", str(dataset), "-e", str(encodings), "--workers", "1"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               start_new_session=True)
+    for line in process.stdout:  # the first segment is done and kept
+        if "s of video" in line:
+            break
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    out = encode(dataset, encodings)
+    reused = [line for line in out.stdout.splitlines() if "segments reused" in line]
+    assert reused and "0 videos and 0 of" not in reused[0] and "1 videos and" not in reused[0], out.stdout
+
+
+# --------------------------------------------------------------------------
+# Records
+
+
+def test_video_records_round_trip_and_are_checked(tmp_path: Path) -> None:
+    path = tmp_path / "enc.pickle"
+    record = make_video_record("clip.mp4", (1, 20, 30, 4), np.zeros(128), 45, 1.5)
+    save_encodings(path, [record])
+    (loaded,) = load_encodings(path)
+    assert (loaded["frame"], loaded["time"]) == (45, 1.5)
+    record["time"] = float("nan")
+    save_encodings(path, [record])
+    with pytest.raises(EncodingsError, match="time"):
+        load_encodings(path)
