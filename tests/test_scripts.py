@@ -89,7 +89,7 @@ def test_awkward_folder_through_both_scripts(tmp_path: Path, lfw: Path, fr_examp
     assert montages == [f"[INFO] faces for face ID: {label}" for label in (-1, 0, 1, 2)]  # np.unique order
     with open(output / "clusters.csv", newline="", errors="surrogateescape") as handle:  # raw bytes of odd names kept
         rows = list(csv.reader(handle))
-    assert rows[0] == ["image", "top", "right", "bottom", "left", "label"]
+    assert rows[0] == ["image", "top", "right", "bottom", "left", "label", "frame", "time"]
     assert len(rows) - 1 == len(records)
     assert (output / "index.html").exists() and list(output.glob("face_id_*.jpg"))
     assert list(output.glob("person_00/*"))

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from conftest import PYTHON, ROOT, require, run_script
+from test_gallery import browser  # noqa: F401  (the headless Chromium fixture)
 from facecluster.records import make_video_record
 from facecluster.store import EncodingsError, load_encodings, save_encodings
 
@@ -50,13 +51,15 @@ def frames_of(path: Path, every: int = 1, size: tuple[int, int] | None = None):
                 yield cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if size else rgb
 
 
-def write_clip(path: Path, frames, fps: int = 30, rotation: int | None = None, times: list[float] | None = None) -> Path:
-    """Encode RGB ``frames`` as H.264 MP4; ``rotation`` sets the display matrix, ``times`` the stamps (VFR)."""
+def write_clip(path: Path, frames, fps: int = 30, rotation: int | None = None, times: list[float] | None = None,
+               codec: str = "libx264") -> Path:
+    """Encode RGB ``frames`` (H.264 by default); ``rotation`` sets the display matrix, ``times`` the stamps (VFR)."""
     av = require("av")
     frames = iter(frames)
     first = next(frames)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
+        options = {"preset": "ultrafast"} if codec == "libx264" else {"deadline": "realtime", "cpu-used": "8"}
+        stream = container.add_stream(codec, rate=fps, options=options)
         stream.width, stream.height, stream.pix_fmt = first.shape[1] // 2 * 2, first.shape[0] // 2 * 2, "yuv420p"
         if times is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
@@ -249,3 +252,39 @@ def test_video_records_round_trip_and_are_checked(tmp_path: Path) -> None:
     save_encodings(path, [record])
     with pytest.raises(EncodingsError, match="time"):
         load_encodings(path)
+
+
+# --------------------------------------------------------------------------
+# The gallery in a browser
+
+
+def test_gallery_plays_the_clip_from_the_face(browser, clips: Path, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    from test_gallery import _all_images_loaded, _open
+
+    dataset = tmp_path / "feeds"
+    dataset.mkdir()
+    write_clip(dataset / "selfie.webm", frames_of(clips / SELFIE, every=3, size=(360, 640)), fps=10, codec="libvpx")
+    encodings = tmp_path / "enc.pickle"
+    encode(dataset, encodings)
+    cluster(encodings, tmp_path / "out", "--min-samples", "2")
+    _open(browser, str(tmp_path / "out" / "index.html"))
+    assert _all_images_loaded(browser) == [], "the thumbnails are cut from the frames"
+    timeline = browser.find_element(By.CSS_SELECTOR, "section ol.timeline a")
+    assert "selfie.webm" in timeline.text and "0:00" in timeline.text
+    links = browser.find_elements(By.CSS_SELECTOR, ".faces a")
+    later = [link for link in links if float(link.get_attribute("href").split("#t=")[1]) > 2][0]
+    moment = float(later.get_attribute("href").split("#t=")[1])
+    later.click()
+    deadline = time.monotonic() + 20
+    state = None
+    while time.monotonic() < deadline:
+        state = browser.execute_script(
+            "const v = document.querySelector('video');"
+            "return v ? [v.readyState, v.currentTime, v.error && v.error.code] : null;")
+        if state and state[0] >= 1:
+            break
+        time.sleep(0.2)
+    assert state and state[2] is None and state[0] >= 1, state
+    assert state[1] == pytest.approx(moment, abs=0.6), "the clip plays from the face's moment"

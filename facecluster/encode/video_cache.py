@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cache import cache_path_for
+from ..cache import cache_path_for, delete_gone
 from ..records import ENCODING_SIZE
 from .tracks import Sighting, Track
 
@@ -127,14 +127,7 @@ class SegmentCache:
 
     def prune(self, root: str, keep: list[str]) -> int:
         """Forget this options' videos under folder ``root`` that are not in ``keep``; returns rows removed."""
-        if not root:
-            return 0
-        prefix = os.fsencode(os.path.join(os.path.realpath(root), ""))
-        wanted = {_key(path) for path in keep}
-        stored = self._db.execute("SELECT DISTINCT video FROM video_segments WHERE options = ?", (self.options_key,))
-        gone = [(video, self.options_key) for (video,) in stored if video.startswith(prefix) and video not in wanted]
-        self._db.executemany("DELETE FROM video_segments WHERE video = ? AND options = ?", gone)
-        return len(gone)
+        return delete_gone(self._db, "video_segments", "video", self.options_key, root, keep)
 
     def close(self) -> None:
         self._db.close()
