@@ -74,6 +74,18 @@ def write_clip(path: Path, frames, fps: int = 30, rotation: int | None = None, t
     return path
 
 
+def remux(source: Path, target: Path) -> Path:
+    """Copy the video stream of ``source`` into another container (by ``target``'s suffix), not re-encoded."""
+    av = require("av")
+    with av.open(str(source)) as inp, av.open(str(target), "w") as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    return target
+
+
 def encode(dataset: Path, encodings: Path, *extra: str) -> subprocess.CompletedProcess:
     out = run_script("encode_faces.py", "-i", str(dataset), "-e", str(encodings), *extra)
     assert out.returncode == 0, out.stderr
@@ -160,7 +172,9 @@ def test_bad_videos_one_line_each_and_the_run_goes_on(clips: Path, tmp_path: Pat
     dataset = tmp_path / "feeds"
     dataset.mkdir()
     data = (clips / STAGE).read_bytes()
-    (dataset / "truncated.mp4").write_bytes(data[: len(data) * 6 // 10])
+    (dataset / "truncated.mp4").write_bytes(data[: len(data) * 6 // 10])  # its index is at the end: lost
+    remuxed = remux(clips / SELFIE, tmp_path / "selfie.mkv").read_bytes()  # Matroska: readable as far as it goes
+    (dataset / "cut.mkv").write_bytes(remuxed[: len(remuxed) // 2])
     (dataset / "empty.mp4").write_bytes(b"")
     (dataset / "notes.mp4").write_text("not a video at all\n" * 20)
     with av.open(str(dataset / "voice.m4a"), "w", format="mp4") as container:  # audio only
@@ -177,10 +191,11 @@ def test_bad_videos_one_line_each_and_the_run_goes_on(clips: Path, tmp_path: Pat
         assert sum(name in line and reason in line for line in warnings) == 1, out.stderr
     records = load_encodings(encodings)
     assert any(r["imagePath"].endswith("selfie.mp4") for r in records)
-    truncated = [line for line in warnings if "truncated.mp4" in line]
-    assert len(truncated) == 1, out.stderr
-    if "read only to" in truncated[0]:  # the index came first: the readable part's faces are kept
-        assert any(r["imagePath"].endswith("truncated.mp4") for r in records)
+    assert sum("truncated.mp4" in line and "corrupt or truncated" in line for line in warnings) == 1, out.stderr
+    cut = [line for line in warnings if "cut.mkv" in line]
+    assert len(cut) == 1 and "read only to" in cut[0] and "faces of the readable part kept" in cut[0], out.stderr
+    kept = [r["time"] for r in records if r["imagePath"].endswith("cut.mkv")]
+    assert kept and max(kept) < 8
 
 
 def test_rotated_phone_video_is_turned_upright(clips: Path, tmp_path: Path) -> None:

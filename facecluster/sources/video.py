@@ -83,6 +83,8 @@ def _open(path: str):
     except av.error.PermissionError:
         raise ImageSkipped("permission denied", "unreadable") from None
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as error:
+        if _looks_like_video(path):  # a container we know, damaged: e.g. cut off before its index
+            raise ImageSkipped(f"corrupt or truncated video, cannot be opened ({_why(error)})", "corrupt") from None
         raise ImageSkipped(f"not a video (unrecognised content: {_why(error)})", "not a video") from None
     except OSError as error:
         raise ImageSkipped(f"cannot read ({error.strerror or error})", "unreadable") from None
@@ -95,6 +97,14 @@ def _open(path: str):
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"  # frame threads: decoding is a small part of the time
     return container, stream
+
+
+def _looks_like_video(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return sniff_video(handle.read(256))
+    except OSError:
+        return False
 
 
 def _why(error: BaseException) -> str:
