@@ -8,6 +8,7 @@ PyAV and never committed.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -303,3 +304,62 @@ def test_gallery_plays_the_clip_from_the_face(browser, clips: Path, tmp_path: Pa
         time.sleep(0.2)
     assert state and state[2] is None and state[0] >= 1, state
     assert state[1] == pytest.approx(moment, abs=0.6), "the clip plays from the face's moment"
+
+
+def test_csv_and_json_place_video_faces(tmp_path: Path) -> None:
+    from facecluster.present.clusters import group_clusters
+    from facecluster.present.export import write_clusters_csv, write_clusters_json
+    from facecluster.records import make_record
+
+    records = [make_record("a.jpg", (1, 20, 30, 4), np.zeros(128)),
+               make_video_record("v.mp4", (5, 60, 70, 8), np.zeros(128), 45, 1.5)]
+    clusters = group_clusters(records, [0, 0])
+    write_clusters_csv(tmp_path / "c.csv", records, clusters)
+    assert (tmp_path / "c.csv").read_text().splitlines()[1:] == ["a.jpg,1,20,30,4,0,,", "v.mp4,5,60,70,8,0,45,1.5"]
+    write_clusters_json(tmp_path / "c.json", records, clusters)
+    members = json.loads((tmp_path / "c.json").read_text())["clusters"][0]["members"]
+    assert "time" not in members[0] and (members[1]["frame"], members[1]["time"]) == (45, 1.5)
+
+
+# --------------------------------------------------------------------------
+# Tracks and appearances, on made-up faces
+
+
+def _seen(time: float, box, person: int, quality: float = 1.0):
+    from facecluster.encode.tracks import Sighting
+
+    encoding = np.zeros(128)
+    encoding[person] = 1.0  # people 1.41 apart; one person's faces 0 apart
+    return Sighting(int(time * 30), time, box, encoding, quality)
+
+
+def test_tracks_follow_people_and_end_at_cuts() -> None:
+    from facecluster.encode.tracks import Tracker, representatives, stitch
+
+    tracker = Tracker(step=0.5)
+    for look in range(10):  # two people walk past each other: identity, not place, decides
+        t = look * 0.5
+        tracker.add(t, [_seen(t, (10, 20 + 10 * look, 50, 10 * look), 0), _seen(t, (10, 120 - 10 * look, 50, 100 - 10 * look), 1)])
+    tracker.cut()
+    tracker.add(5.0, [_seen(5.0, (10, 40, 50, 0), 0)])
+    tracks = tracker.finish()
+    assert [len(track.sightings) for track in tracks] == [10, 10, 1]
+    assert all(len({int(np.argmax(s.encoding)) for s in track.sightings}) == 1 for track in tracks)
+    kept = representatives(tracks[0].sightings, 3)
+    assert len(kept) == 3 and kept[0].time < 1.5 <= kept[1].time < 3.5 <= kept[2].time
+    # A track cut by a segment boundary is joined again; a face far in time is not.
+    later = Tracker(0.5)
+    later.add(9.0, [_seen(9.0, (10, 40, 50, 0), 0)])
+    joined = stitch([[tracks[0]], [tracks[2]], later.finish()], step=0.5)
+    assert [len(track.sightings) for track in joined] == [11, 1]
+
+
+def test_appearances_and_clip_links() -> None:
+    from facecluster.present.video import appearances, clip_href, timeline_html
+
+    records = [make_video_record("feeds/cam 1.mp4", (0, 9, 9, 0), np.zeros(128), 30 * t, t) for t in (1.0, 3.0, 20.0, 22.5)]
+    found = appearances(records, range(4))
+    assert [(seen.start, seen.end) for seen in found] == [(1.0, 3.0), (20.0, 22.5)]
+    assert clip_href("cam%201.mp4", 20.0) == "cam%201.mp4#t=20.00"
+    page = timeline_html(found, lambda path: "cam%201.mp4")
+    assert "cam 1.mp4 <span>0:01&ndash;0:03</span>" in page and 'href="cam%201.mp4#t=20.00"' in page

@@ -44,7 +44,8 @@ def write_clusters_json(
     ``counts`` has ``faces``, ``images``, ``people`` and ``unknown_faces``;
     each cluster (Unknown Faces first, then people largest first) has
     ``label``, ``name`` (its folder), ``title``, ``faces``, ``images`` and
-    ``members``: ``[{"image": path, "box": [top, right, bottom, left]}, ...]``.
+    ``members``: ``[{"image": path, "box": [top, right, bottom, left]}, ...]``, with ``frame`` and
+    ``time`` for a face from a video.
     ``run`` (e.g. the method used) is stored as given.  No encodings.
     """
     counts = {"faces": len(records), "images": clusters.photos, "people": clusters.people,
@@ -61,11 +62,18 @@ def _cluster_json(records: Sequence[FaceRecord], clusters: Clusters, label: int)
     head = {"label": label, "name": person_dirname(label), "title": montage_title(label),
             "faces": clusters.size(label), "images": clusters.photo_counts[label]}
     members = ",\n      ".join(
-        '{"image": ' + json_string(records[i]["imagePath"]) + ', "box": [%d, %d, %d, %d]}' % _box(records[i])
+        '{"image": ' + json_string(records[i]["imagePath"]) + ', "box": [%d, %d, %d, %d]' % _box(records[i])
+        + _moment(records[i]) + "}"
         for i in clusters.members(label).tolist()
     )
     text = json_text(head)[:-1] + ', "members": ['
     return text + "\n      " + members + "\n    ]}" if members else text + "]}"
+
+
+def _moment(record: FaceRecord) -> str:
+    """``, "frame": N, "time": T`` for a face from a video (as JSON member text); empty for a photo."""
+    keys = {key: record[key] for key in ("frame", "time") if key in record}  # type: ignore[literal-required]
+    return "".join(f', "{key}": {json_text(value)}' for key, value in keys.items())
 
 
 def _box(record: FaceRecord) -> tuple[int, int, int, int]:
