@@ -67,14 +67,6 @@ def make_clip(folder: Path, size: tuple[int, int], out: Path, rounds: int = 2) -
     return out
 
 
-def _cpu_seconds() -> float:
-    """CPU seconds of this process and its finished children (the worker pool), user and system."""
-    import resource
-
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=3)
@@ -87,25 +79,22 @@ def main() -> int:
     method = Method(choose_detector("hog")[0], choose_encoder("numpy", "small", 1)[0])
     method.preload()
     options = VideoOptions(args.step, args.faces_per_track)
-    print(f"step {args.step} s, {args.faces_per_track} faces per track, workers {args.workers or os.cpu_count()}")
+    print(f"step {args.step} s, {args.faces_per_track} faces per track, workers {args.workers or os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.1f} (a shared machine: compare medians run side by side)")
     with tempfile.TemporaryDirectory() as scratch:
         for name in args.sizes:
             clip = make_clip(data, SIZES[name], Path(scratch) / f"bench-{name}.mp4")
-            speeds, cpu_speeds, faces, tracks, seconds = [], [], 0, 0, 0.0
+            speeds, faces, tracks, seconds = [], 0, 0, 0.0
             for repeat in range(args.repeats):
-                cpu_before = _cpu_seconds()
                 started = time.perf_counter()
                 records, summary = encode_videos([str(clip)], str(Path(scratch) / f"enc-{name}.pickle"), method,
                                                  options, workers=args.workers, fresh=True, out=open(os.devnull, "w"))
                 wall = time.perf_counter() - started
                 speeds.append(summary.seconds / wall)
-                # What the same work gives on cores of its own: the machine is shared, wall time is noisy.
-                cpu_speeds.append(summary.seconds / ((_cpu_seconds() - cpu_before) / (args.workers or os.cpu_count())))
                 faces, tracks, seconds = len(records), summary.tracks, summary.seconds
                 print(f"  {name} run {repeat + 1}: {summary.seconds:.1f} s of video in {wall:.1f} s = "
-                      f"{summary.seconds / wall:.2f}x real time ({cpu_speeds[-1]:.2f}x on idle cores)", flush=True)
-            print(f"{name}: median {statistics.median(speeds):.2f}x real time, {statistics.median(cpu_speeds):.2f}x by CPU "
-                  f"time over the workers ({seconds:.1f} s clip; "
+                      f"{summary.seconds / wall:.2f}x real time", flush=True)
+            print(f"{name}: median {statistics.median(speeds):.2f}x real time ({seconds:.1f} s clip; "
                   f"{tracks} tracks, {faces} faces kept, {faces / max(tracks, 1):.1f} per track)", flush=True)
     return 0
 

@@ -166,7 +166,6 @@ def encode_videos(
     if not paths:
         return [], summary
     workers = workers or os.cpu_count() or 1
-    method.preload()  # once, before the workers fork
     videos = _probed(paths, workers, summary)
     cache = SegmentCache(encodings_path, options.cache_key(method))
     try:
@@ -203,6 +202,8 @@ def _reused(videos: list[_Video], cache: SegmentCache, fresh: bool, progress: Vi
 def _run(todo: list[tuple[_Video, Segment]], method: Method, options: VideoOptions, workers: int,
          cache: SegmentCache, progress: VideoProgress, summary: VideoSummary) -> None:
     """Run the segments still to do on the workers, keeping each as it finishes."""
+    if todo:
+        method.preload()  # once, before the workers fork
     task = _SegmentTask(method, options.step, options.faces_per_track)
     videos = {video.path: video for video, _ in todo}
     for segment, result in _in_pool(task, [segment for _, segment in todo], workers):
