@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Find every face in a folder of photos and save their 128-d encodings.
+"""Find every face in a folder of photos and videos and save their 128-d encodings.
 
 USAGE
     python encode_faces.py --dataset dataset --encodings encodings.pickle

@@ -66,8 +66,10 @@ class VideoInfo:
 def _av():
     # Imported on use: the photo-only path never loads FFmpeg.  PyAV's log level is
     # left alone: a Python log callback from FFmpeg's decoding threads can deadlock.
-    import av
-
+    try:
+        import av
+    except ImportError:  # a photo-only install: each video is skipped with this line
+        raise ImageSkipped("videos need PyAV: pip install av", "no decoder") from None
     return av
 
 
