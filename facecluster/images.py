@@ -122,7 +122,7 @@ def sniff_format(head: bytes) -> str | None:
 
 def _read_head(path: str) -> bytes:
     with open(path, "rb") as handle:
-        return handle.read(32)
+        return handle.read(512)  # enough for a video's signature too (MPEG-TS: two 188-byte packets)
 
 
 def _skipped_for_oserror(error: OSError) -> ImageSkipped:

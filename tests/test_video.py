@@ -363,3 +363,15 @@ def test_appearances_and_clip_links() -> None:
     assert clip_href("cam%201.mp4", 20.0) == "cam%201.mp4#t=20.00"
     page = timeline_html(found, lambda path: "cam%201.mp4")
     assert "cam 1.mp4 <span>0:01&ndash;0:03</span>" in page and 'href="cam%201.mp4#t=20.00"' in page
+
+
+def test_avi_and_transport_stream(clips: Path, tmp_path: Path) -> None:
+    dataset = tmp_path / "feeds"
+    dataset.mkdir()
+    frames = list(frames_of(clips / SELFIE, every=3, size=(360, 640)))
+    write_clip(dataset / "cam.avi", frames, fps=10, codec="mpeg4")
+    write_clip(dataset / "cam.ts", frames, fps=10)  # one keyframe, no index: segments decode from the start
+    out = encode(dataset, tmp_path / "enc.pickle")
+    assert "WARNING" not in out.stderr, out.stderr
+    found = {os.path.basename(r["imagePath"]) for r in load_encodings(tmp_path / "enc.pickle")}
+    assert found == {"cam.avi", "cam.ts"}

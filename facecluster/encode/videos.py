@@ -121,6 +121,8 @@ def _probe(path: str) -> VideoInfo | ImageSkipped:
         return probe_video(path)
     except ImageSkipped as skipped:
         return skipped
+    except Exception as error:  # the worker's boundary: whatever a hostile file provokes is its own line
+        return ImageSkipped(f"could not be probed: {type(error).__name__}: {error}", "failed")
 
 
 @dataclass

@@ -15,6 +15,7 @@ Times are seconds from the first frame (what a browser's ``#t=`` means);
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ _QUICKTIME_ATOMS = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
 
 
 def sniff_video(head: bytes) -> bool:
-    """Whether a file's first 16+ bytes look like a video container we decode."""
+    """Whether a file's first bytes (200 or more for MPEG-TS) look like a video container we decode."""
     if head[4:8] == b"ftyp":
         return head[8:12] not in _PICTURE_BRANDS
     if head[4:8] in _QUICKTIME_ATOMS:
@@ -45,6 +46,8 @@ def sniff_video(head: bytes) -> bool:
         return True
     if head.startswith((b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", b"FLV\x01", b"\x00\x00\x01\xba", b"OggS")):
         return True  # ASF/WMV, FLV, MPEG program stream, Ogg (an Ogg without video is told apart on probing)
+    if len(head) > 196 and head[4] == 0x47 and head[196] == 0x47:  # M2TS (AVCHD): 4-byte stamp per packet
+        return True
     return len(head) > 188 and head[0] == 0x47 and head[188] == 0x47  # MPEG transport stream
 
 
@@ -191,16 +194,11 @@ class FrameSampler:
 
     def __iter__(self) -> Iterator[Look]:
         av = _av()
-        container, stream = _open(self.path)
-        try:
-            if self.start > 0:
-                container.seek(int((self.info.start + self.start) / stream.time_base), stream=stream, backward=True)
+        with _Decoding(self.path, self.info, self.start) as decoding:
             next_look = math.ceil(self.start / self.step - 1e-9) * self.step
             early = min(0.5 / self.info.fps, self.step / 4)  # a frame this close before a look's time is its frame
             try:
-                for frame in container.decode(stream):
-                    if frame.time is None:
-                        continue
+                for frame in decoding.frames:
                     time = frame.time - self.info.start
                     self.last_time = max(self.last_time, time)
                     if time + early >= self.end:  # that look is the next segment's
@@ -211,8 +209,52 @@ class FrameSampler:
                     next_look = (math.floor((time + early) / self.step + 1e-9) + 1) * self.step
             except av.FFmpegError as error:
                 self.stopped = f"decoding stopped at {self.last_time:.1f} s ({_why(error)})"
-        finally:
-            container.close()
+
+
+# A seek that lands this much after its target found no keyframe near it (a
+# stream without an index); a stream with keyframes every few seconds lands closer.
+SEEK_SLACK = 10.0
+
+
+class _Decoding:
+    """The timed frames of a video from (at most a keyframe before) ``at`` seconds on.
+
+    Seeks when ``at`` > 0; where the seek finds no frame at or before ``at``
+    (a stream without an index, e.g. MPEG-TS with one keyframe), decodes from
+    the start instead -- slower, never wrong.  A context manager: closes the file.
+    """
+
+    def __init__(self, path: str, info: VideoInfo, at: float):
+        self.path, self.info = path, info
+        self.container, self.frames = self._from(at)
+        first = self._first()
+        if at > 0 and (first is None or first.time - info.start > at + SEEK_SLACK):
+            self.container.close()
+            self.container, self.frames = self._from(0.0)
+            first = self._first()
+        self.frames = itertools.chain([first] if first is not None else [], self.frames)
+
+    def _first(self):
+        try:
+            return next(self.frames, None)
+        except _av().FFmpegError:
+            return None  # unreadable from here: the caller finds no frames
+
+    def _from(self, at: float):
+        av = _av()
+        container, stream = _open(self.path)
+        if at > 0:
+            try:
+                container.seek(int((self.info.start + at) / stream.time_base), stream=stream, backward=True)
+            except av.FFmpegError:
+                pass  # not seekable: decoded from the start
+        return container, (frame for frame in container.decode(stream) if frame.time is not None)
+
+    def __enter__(self) -> "_Decoding":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.container.close()
 
 
 def read_frames(path: str, times: list[float], max_side: int = 1280) -> Iterator[tuple[float, np.ndarray | None, float]]:
@@ -226,24 +268,23 @@ def read_frames(path: str, times: list[float], max_side: int = 1280) -> Iterator
 
     av = _av()
     info = probe_video(path)
-    container, stream = _open(path)
     pending = sorted(times)
+    decoding: _Decoding | None = None
     try:
-        frames = None
         position, sought = -math.inf, None
         while pending:
             target = pending[0]
-            if frames is None or (target - position > 5.0 and sought != target):
+            if decoding is None or (target - position > 5.0 and sought != target):
                 sought = target  # once: the keyframe found may lie far before it
-                container.seek(int((info.start + max(0.0, target - 0.5)) / stream.time_base), stream=stream,
-                               backward=True)
-                frames = iter(container.decode(stream))
+                if decoding is not None:
+                    decoding.container.close()
+                decoding = _Decoding(path, info, max(0.0, target - 0.5))
             try:
-                frame = next(frames)
+                frame = next(decoding.frames)
             except (StopIteration, av.FFmpegError):
                 yield from ((time, None, 1.0) for time in pending)
                 return
-            position = (frame.time or 0.0) - info.start
+            position = frame.time - info.start
             while pending and position + 0.5 / info.fps >= pending[0]:
                 rgb = upright_rgb(frame)
                 scale = min(1.0, max_side / max(rgb.shape[:2]))
@@ -252,4 +293,5 @@ def read_frames(path: str, times: list[float], max_side: int = 1280) -> Iterator
                                      interpolation=cv2.INTER_AREA)
                 yield pending.pop(0), rgb, scale
     finally:
-        container.close()
+        if decoding is not None:
+            decoding.container.close()
