@@ -28,7 +28,7 @@ from ..images import LoadedImage, display_path
 from ..records import Box, FaceRecord
 from .clusters import Clusters, PhotoReader, face_crop, montage_title, person_dirname, placeholder_tile, plural
 from .montage import TILE_SIZE, write_image
-from .video import appearances, clip_href, clock, is_from_video, timeline_html
+from .video import appearances, clip_href, clock, is_from_video, source_noun, timeline_html
 
 THUMBS_DIR = "thumbs"
 THUMB_SIZE = 128  # longest side of a gallery thumbnail, in pixels
@@ -99,7 +99,7 @@ def _remove_stale_pages(out_dir: str, pages: int) -> None:
 def _summary(records: Sequence[FaceRecord], clusters: Clusters, shown: int) -> str:
     """The line under the title: counts, and what the pages leave out."""
     people = clusters.people
-    line = (f"{plural(len(records), 'face')} in {plural(clusters.photos, 'photo')}: "
+    line = (f"{plural(len(records), 'face')} in {plural(clusters.photos, source_noun(records, range(len(records))))}: "
             f"{people:,} {'person' if people == 1 else 'people'}, {clusters.unknown_faces:,} unknown")
     if shown < len(clusters.order):
         line += f". Showing the {shown:,} largest of {len(clusters.order):,} clusters; every face is in clusters.csv"
@@ -149,7 +149,8 @@ def _section(
     """One cluster's ``<section>``: heading, counts, folder link, montage and thumbnails."""
     esc = html.escape  # quote=True: safe inside attribute values too
     anchor, heading, size = person_dirname(label), montage_title(label), clusters.size(label)
-    meta = f"{plural(size, 'face')} in {plural(clusters.photo_counts[label], 'photo')}"
+    noun = source_noun(records, clusters.members(label).tolist())
+    meta = f"{plural(size, 'face')} in {plural(clusters.photo_counts[label], noun)}"
     if len(faces) < size:
         meta += f" &middot; the first {len(faces):,} shown"
     if folder is not None:  # organize() made this person's folder

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..images import ImageSkipped, LoadedImage, display_path
@@ -28,6 +28,12 @@ APPEARANCE_GAP = 5.0
 
 def is_from_video(record: Mapping) -> bool:
     return "time" in record
+
+
+def source_noun(records: Sequence[FaceRecord], indices: Iterable[int]) -> str:
+    """What the faces ``indices`` come from, in a word: ``"photo"``, ``"video"`` or ``"photo/video"``."""
+    kinds = {is_from_video(records[index]) for index in indices}
+    return {frozenset({True}): "video", frozenset({True, False}): "photo/video"}.get(frozenset(kinds), "photo")
 
 
 def video_frames(path: str, times: list[float]) -> Iterator[tuple[float, LoadedImage | None]]:
