@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Find every face in a folder of photos and save their 128-d encodings.
+"""Find every face in a folder of photos and videos and save their 128-d encodings.
 
 USAGE
     python encode_faces.py --dataset dataset --encodings encodings.pickle
@@ -15,6 +15,7 @@ from facecluster.encode import dask_runner, report
 from facecluster.encode.detectors import DETECTION_METHODS, choose_detector, slow_on_this_machine
 from facecluster.encode.encoders import ENCODERS, LANDMARK_MODELS, choose_encoder
 from facecluster.encode.pipeline import DatasetError, Method, encode_dataset, list_dataset, run_in_processes
+from facecluster.encode.videos import DEFAULT_FACES_PER_TRACK, DEFAULT_STEP, VideoOptions, add_to_summary, encode_videos
 from facecluster.store import save_encodings
 
 
@@ -40,6 +41,10 @@ ap.add_argument("--landmarks", choices=LANDMARK_MODELS, default="small",
 ap.add_argument("--encoder", choices=ENCODERS, default="numpy",
                 help="runs the face_recognition ResNet: numpy (same encodings, ~8x faster here) or dlib")
 ap.add_argument("--batch-size", type=int, default=32, help="photos per CNN batch on CUDA (default 32)")
+ap.add_argument("--video-step", type=float, default=DEFAULT_STEP,
+                help=f"videos: seconds between the frames looked at (default {DEFAULT_STEP})")
+ap.add_argument("--faces-per-track", type=int, default=DEFAULT_FACES_PER_TRACK,
+                help=f"videos: faces kept each time a person is on screen (default {DEFAULT_FACES_PER_TRACK})")
 ap.add_argument("--fresh", action="store_true", help="ignore results kept from earlier runs")
 ap.add_argument("--dask", metavar="tcp://HOST:8786", help="encode on the workers of this running Dask scheduler (docs/dask.md)")
 ap.add_argument("--dask-photos", choices=dask_runner.PHOTO_MODES, default="auto",
@@ -58,6 +63,7 @@ def main() -> int:
     print(f"[INFO] detection method: {detector.name} ({why})")
     encoder, why = choose_encoder(args["encoder"], args["landmarks"], args["jitters"])
     print(f"[INFO] encoder: {encoder.name} ({why})")
+    video_options = VideoOptions(args["video_step"], args["faces_per_track"])
 
     check_writable(args["encodings"])
 
@@ -78,6 +84,10 @@ def main() -> int:
         on_result=lambda result, reused: progress.step(" (reused)" if reused else ""),
     )
     progress.close()
+    video_records, videos = encode_videos(listing.videos, args["encodings"], method, video_options,
+                                          workers=args["workers"], fresh=args["fresh"], root=listing.root)
+    records += video_records
+    add_to_summary(summary, videos)
     report.warn_skipped(summary, args["encodings"])
 
     # dump the facial encodings data to disk, and say what became of every photo

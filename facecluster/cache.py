@@ -175,17 +175,23 @@ class ResultCache:
         Rows of other folders encoded into the same cache, and rows of other
         options (pruned by their own runs), are left alone.
         """
-        if not root:
-            return 0
-        prefix = os.fsencode(os.path.join(os.path.realpath(root), ""))
-        wanted = {_key(path) for path in keep}
-        stored = self._db.execute("SELECT photo FROM results WHERE options = ?", (self.options_key,))
-        gone = [(photo, self.options_key) for (photo,) in stored if photo.startswith(prefix) and photo not in wanted]
-        self._db.executemany("DELETE FROM results WHERE photo = ? AND options = ?", gone)
-        return len(gone)
+        return delete_gone(self._db, "results", "photo", self.options_key, root, keep)
 
     def close(self) -> None:
         self._db.close()
+
+
+def delete_gone(db: sqlite3.Connection, table: str, column: str, options_key: str, root: str, keep: list[str]) -> int:
+    """Delete the rows of ``options_key`` whose file (``column``, a resolved path) lies under folder
+    ``root`` and is not in ``keep``; returns how many files were forgotten (none without a root)."""
+    if not root:
+        return 0
+    prefix = os.fsencode(os.path.join(os.path.realpath(root), ""))
+    wanted = {_key(path) for path in keep}
+    stored = db.execute(f"SELECT DISTINCT {column} FROM {table} WHERE options = ?", (options_key,)).fetchall()
+    gone = [(key, options_key) for (key,) in stored if key.startswith(prefix) and key not in wanted]
+    db.executemany(f"DELETE FROM {table} WHERE {column} = ? AND options = ?", gone)
+    return len(gone)
 
 
 def _result(path: str, row: tuple) -> PhotoResult:

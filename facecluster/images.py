@@ -90,6 +90,7 @@ class Listing:
     """What a folder walk found: photos to use, and what was passed over."""
 
     images: list[str] = field(default_factory=list)
+    videos: list[str] = field(default_factory=list)  # found by content too (sources/video.py)
     skipped: list[Skip] = field(default_factory=list)
     ignored: int = 0  # files that are plainly not photos (e.g. notes.txt)
     root: str = ""  # the folder walked ("" when the photos were listed otherwise)
@@ -121,7 +122,7 @@ def sniff_format(head: bytes) -> str | None:
 
 def _read_head(path: str) -> bytes:
     with open(path, "rb") as handle:
-        return handle.read(32)
+        return handle.read(512)  # enough for a video's signature too (MPEG-TS: two 188-byte packets)
 
 
 def _skipped_for_oserror(error: OSError) -> ImageSkipped:
@@ -140,13 +141,15 @@ def _skip(path: str, skipped: ImageSkipped) -> Skip:
 
 
 def classify_file(path: str) -> str | None:
-    """Decide whether ``path`` is a photo to decode.
+    """Decide whether ``path`` is a photo (or a video) to decode.
 
-    Returns ``None`` for a photo, otherwise raises :class:`ImageSkipped` (a
+    Returns ``None`` for a photo, ``"video"`` for a video, otherwise raises :class:`ImageSkipped` (a
     file that looks meant as a photo but is unusable) or returns ``"ignore"``
     (a file that is plainly something else, such as ``notes.txt``).
     """
-    named_like_image = os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
+    from .sources.video import named_like_video, sniff_video  # (that module reads ImageSkipped from here)
+
+    named_like_image = os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS or named_like_video(path)
     try:
         info = os.stat(path)  # follows links: a dangling one raises here
     except OSError as error:
@@ -167,7 +170,11 @@ def classify_file(path: str) -> str | None:
         if named_like_image:
             raise _skipped_for_oserror(error) from None
         return "ignore"
+    if sniff_format(head) is None and sniff_video(head):
+        return "video"
     if sniff_format(head) is None:
+        if named_like_video(path):
+            raise ImageSkipped("not a video (unrecognised content)", "not a video")
         if named_like_image:
             raise ImageSkipped("not an image (unrecognised content)", "not an image")
         return "ignore"
@@ -213,9 +220,12 @@ def list_images(root: str) -> Listing:
                 continue
             if verdict == "ignore":
                 listing.ignored += not name.startswith(".")  # hidden files are nobody's photos
+            elif verdict == "video":
+                listing.videos.append(path)
             else:
                 listing.images.append(path)
     listing.images.sort()
+    listing.videos.sort()
     listing.skipped.sort()
     return listing
 

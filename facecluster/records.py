@@ -5,6 +5,9 @@ tutorial's own scripts and the other way round::
 
     {"imagePath": str, "loc": (top, right, bottom, left), "encoding": ndarray[128] float64}
 
+A face from a video adds ``"frame": int`` and ``"time": float`` (seconds from
+the video's first frame); ``imagePath`` is then the video's path.
+
 Boxes are always ``(top, right, bottom, left)`` in pixels of the original,
 upright (EXIF-rotated) photo -- face_recognition's convention.  dlib rectangles
 and OpenCV ``(x, y, w, h)`` are converted only at the edges, here.
@@ -47,6 +50,13 @@ def make_record(image_path: str, box: Box, encoding: np.ndarray) -> FaceRecord:
         "loc": (top, right, bottom, left),
         "encoding": np.asarray(encoding, dtype=np.float64).reshape(ENCODING_SIZE),
     }
+
+
+def make_video_record(video_path: str, box: Box, encoding: np.ndarray, frame: int, time: float) -> FaceRecord:
+    """A record of a face seen in a video: ``imagePath`` is the video, plus ``frame`` and ``time`` (seconds)."""
+    record = make_record(video_path, box, encoding)
+    record.update(frame=int(frame), time=round(float(time), 3))  # type: ignore[typeddict-unknown-key]
+    return record
 
 
 def scale_box(box: Box, factor: float) -> Box:

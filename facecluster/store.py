@@ -90,11 +90,28 @@ def _check_record(index: int, record: object) -> FaceRecord:
         raise EncodingsError(f"{where}: encoding has {encoding.size} values, expected {ENCODING_SIZE}")
     if not np.all(np.isfinite(encoding)):
         raise EncodingsError(f"{where}: encoding holds NaN or infinite values")
-    return {
+    checked = {
         "imagePath": path,
-        "loc": tuple(int(v) for v in loc),  # type: ignore[typeddict-item]
+        "loc": tuple(int(v) for v in loc),
         "encoding": np.asarray(encoding, dtype=np.float64).reshape(ENCODING_SIZE),
     }
+    return {**checked, **_video_keys(where, record)}  # type: ignore[return-value]
+
+
+def _video_keys(where: str, record: dict) -> dict:
+    """The optional keys of a face from a video: ``frame`` (whole, >= 0) and ``time`` (seconds, >= 0)."""
+    keys = {}
+    if "frame" in record:
+        frame = record["frame"]
+        if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or frame < 0:
+            raise EncodingsError(f"{where}: frame must be a whole number >= 0")
+        keys["frame"] = int(frame)
+    if "time" in record:
+        time = record["time"]
+        if isinstance(time, bool) or not isinstance(time, (int, float, np.integer, np.floating)) or not 0 <= time < 1e9:
+            raise EncodingsError(f"{where}: time must be seconds >= 0")
+        keys["time"] = float(time)
+    return keys
 
 
 def load_encodings(path: str | os.PathLike) -> list[FaceRecord]:

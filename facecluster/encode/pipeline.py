@@ -204,14 +204,14 @@ def _encode_isolated(path: str, method: Method) -> PhotoResult:
 
 
 def list_dataset(dataset: str) -> Listing:
-    """The photos of ``dataset``; :class:`DatasetError` if there is nothing to do."""
+    """The photos and videos of ``dataset``; :class:`DatasetError` if there is nothing to do."""
     if not os.path.exists(dataset):
         raise DatasetError(f"{display_path(dataset)}: no such folder")
     if not os.path.isdir(dataset):
         raise DatasetError(f"{display_path(dataset)}: not a folder")
     listing = list_images(dataset)
-    if not listing.images:
-        raise DatasetError(f"{display_path(dataset)}: holds no image")
+    if not listing.images and not listing.videos:
+        raise DatasetError(f"{display_path(dataset)}: holds no image or video")
     return listing
 
 

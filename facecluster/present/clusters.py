@@ -25,6 +25,7 @@ import numpy as np
 
 from ..images import ImageSkipped, LoadedImage, display_path, load_image
 from ..records import Box, FaceRecord, clip_box, scale_box
+from .video import is_from_video, video_frames
 
 log = logging.getLogger(__name__)
 
@@ -163,11 +164,18 @@ class PhotoReader:
         self.unreadable: dict[str, str] = {}  # path -> reason
 
     def photos_of(self, records: Sequence[FaceRecord], indices: Iterable[int]) -> Iterator[tuple[int, LoadedImage | None]]:
-        """Yield ``(record index, its decoded photo or None)`` for ``indices``, decoding each photo once."""
+        """Yield ``(record index, its decoded photo or None)`` for ``indices``, decoding each photo once.
+
+        A face from a video gets its frame (``time``); each video is decoded
+        in one pass, a frame at a time.
+        """
         by_path: dict[str, list[int]] = {}
         for index in indices:
             by_path.setdefault(records[index]["imagePath"], []).append(int(index))
         for path, faces in by_path.items():
+            if any(is_from_video(records[index]) for index in faces):
+                yield from self._frames_of(path, records, faces)
+                continue
             image = None
             if path not in self.unreadable:
                 try:
@@ -176,6 +184,19 @@ class PhotoReader:
                     self.unreadable[path] = str(skipped)
             for index in faces:
                 yield index, image
+
+    def _frames_of(self, path: str, records: Sequence[FaceRecord], faces: list[int]) -> Iterator[tuple[int, LoadedImage | None]]:
+        """The frames of one video's faces, in time order; ``None`` for all when the video can't be read."""
+        by_time: dict[float, list[int]] = {}
+        for index in faces:
+            by_time.setdefault(float(records[index].get("time", 0.0)), []).append(index)
+        if path not in self.unreadable:
+            try:
+                for time, image in video_frames(path, sorted(by_time)):
+                    yield from ((index, image) for index in by_time.pop(time))
+            except ImageSkipped as skipped:
+                self.unreadable[path] = str(skipped)
+        yield from ((index, None) for left in by_time.values() for index in left)
 
     def report(self) -> None:
         """Log one warning naming the photos that could not be shown (if any)."""

@@ -17,11 +17,13 @@ from ..files import open_atomically
 from ..records import FaceRecord
 from .clusters import Clusters, json_string, json_text, montage_title, person_dirname
 
-CSV_HEADER = ("image", "top", "right", "bottom", "left", "label")
+CSV_HEADER = ("image", "top", "right", "bottom", "left", "label", "frame", "time")
 
 
 def write_clusters_csv(path: str | os.PathLike, records: Sequence[FaceRecord], clusters: Clusters) -> None:
-    """Write one row per face, in record order: ``image,top,right,bottom,left,label``.
+    """Write one row per face, in record order: ``image,top,right,bottom,left,label,frame,time``.
+
+    ``frame`` and ``time`` (seconds) place a face from a video; both are empty for a photo.
 
     ``image`` is the record's ``imagePath`` exactly; a name that is not valid
     UTF-8 keeps its original bytes (``surrogateescape``), so reading the file
@@ -30,8 +32,8 @@ def write_clusters_csv(path: str | os.PathLike, records: Sequence[FaceRecord], c
     with open_atomically(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(CSV_HEADER)
-        writer.writerows([record["imagePath"], *_box(record), label] for record, label in
-                         zip(records, clusters.labels.tolist()))
+        writer.writerows([record["imagePath"], *_box(record), label, record.get("frame", ""), record.get("time", "")]
+                         for record, label in zip(records, clusters.labels.tolist()))
 
 
 def write_clusters_json(
@@ -42,7 +44,8 @@ def write_clusters_json(
     ``counts`` has ``faces``, ``images``, ``people`` and ``unknown_faces``;
     each cluster (Unknown Faces first, then people largest first) has
     ``label``, ``name`` (its folder), ``title``, ``faces``, ``images`` and
-    ``members``: ``[{"image": path, "box": [top, right, bottom, left]}, ...]``.
+    ``members``: ``[{"image": path, "box": [top, right, bottom, left]}, ...]``, with ``frame`` and
+    ``time`` for a face from a video.
     ``run`` (e.g. the method used) is stored as given.  No encodings.
     """
     counts = {"faces": len(records), "images": clusters.photos, "people": clusters.people,
@@ -59,11 +62,18 @@ def _cluster_json(records: Sequence[FaceRecord], clusters: Clusters, label: int)
     head = {"label": label, "name": person_dirname(label), "title": montage_title(label),
             "faces": clusters.size(label), "images": clusters.photo_counts[label]}
     members = ",\n      ".join(
-        '{"image": ' + json_string(records[i]["imagePath"]) + ', "box": [%d, %d, %d, %d]}' % _box(records[i])
+        '{"image": ' + json_string(records[i]["imagePath"]) + ', "box": [%d, %d, %d, %d]' % _box(records[i])
+        + _moment(records[i]) + "}"
         for i in clusters.members(label).tolist()
     )
     text = json_text(head)[:-1] + ', "members": ['
     return text + "\n      " + members + "\n    ]}" if members else text + "]}"
+
+
+def _moment(record: FaceRecord) -> str:
+    """``, "frame": N, "time": T`` for a face from a video (as JSON member text); empty for a photo."""
+    keys = {key: record[key] for key in ("frame", "time") if key in record}  # type: ignore[literal-required]
+    return "".join(f', "{key}": {json_text(value)}' for key, value in keys.items())
 
 
 def _box(record: FaceRecord) -> tuple[int, int, int, int]:

@@ -28,6 +28,7 @@ from ..images import LoadedImage, display_path
 from ..records import Box, FaceRecord
 from .clusters import Clusters, PhotoReader, face_crop, montage_title, person_dirname, placeholder_tile, plural
 from .montage import TILE_SIZE, write_image
+from .video import appearances, clip_href, clock, is_from_video, source_noun, timeline_html
 
 THUMBS_DIR = "thumbs"
 THUMB_SIZE = 128  # longest side of a gallery thumbnail, in pixels
@@ -98,7 +99,7 @@ def _remove_stale_pages(out_dir: str, pages: int) -> None:
 def _summary(records: Sequence[FaceRecord], clusters: Clusters, shown: int) -> str:
     """The line under the title: counts, and what the pages leave out."""
     people = clusters.people
-    line = (f"{plural(len(records), 'face')} in {plural(clusters.photos, 'photo')}: "
+    line = (f"{plural(len(records), 'face')} in {plural(clusters.photos, source_noun(records, range(len(records))))}: "
             f"{people:,} {'person' if people == 1 else 'people'}, {clusters.unknown_faces:,} unknown")
     if shown < len(clusters.order):
         line += f". Showing the {shown:,} largest of {len(clusters.order):,} clusters; every face is in clusters.csv"
@@ -148,7 +149,8 @@ def _section(
     """One cluster's ``<section>``: heading, counts, folder link, montage and thumbnails."""
     esc = html.escape  # quote=True: safe inside attribute values too
     anchor, heading, size = person_dirname(label), montage_title(label), clusters.size(label)
-    meta = f"{plural(size, 'face')} in {plural(clusters.photo_counts[label], 'photo')}"
+    noun = source_noun(records, clusters.members(label).tolist())
+    meta = f"{plural(size, 'face')} in {plural(clusters.photo_counts[label], noun)}"
     if len(faces) < size:
         meta += f" &middot; the first {len(faces):,} shown"
     if folder is not None:  # organize() made this person's folder
@@ -162,15 +164,18 @@ def _section(
         )
     tiles = []
     for i in faces:
-        name = display_path(records[i]["imagePath"])
+        name, href = display_path(records[i]["imagePath"]), _href(records[i]["imagePath"], out_dir)
+        if is_from_video(records[i]):  # plays the clip from the moment the face was seen
+            href, name = clip_href(href, records[i]["time"]), f"{name} at {clock(records[i]['time'])}"
         tiles.append(
-            f'<a href="{esc(_href(records[i]["imagePath"], out_dir))}" title="{esc(name)}"><img src="{esc(thumbs[i])}" '
+            f'<a href="{esc(href)}" title="{esc(name)}"><img src="{esc(thumbs[i])}" '
             f'alt="face in {esc(os.path.basename(name))}" width="72" height="72" loading="lazy"></a>'
         )
     return (
         f'<section id="{anchor}" aria-labelledby="{anchor}-h">\n'
         f'<h2 id="{anchor}-h">{esc(heading)}</h2>\n'
         f'<p class="meta">{meta}</p>\n'
+        + timeline_html(appearances(records, clusters.members(label).tolist()), lambda path: _href(path, out_dir)) +
         f'<div class="body">{picture}\n<div class="faces">\n' + "\n".join(tiles) + "\n</div></div>\n</section>"
     )
 
@@ -223,7 +228,7 @@ def _page(title: str, summary: str, labels: Sequence[int], clusters: Clusters, s
 {chr(10).join(sections)}
 </main>
 {pages}
-<footer>Made by facecluster. Click a face to open its photo.</footer>
+<footer>Made by facecluster. Click a face to open its photo, or to play its video from that moment.</footer>
 </body>
 </html>
 """
@@ -263,6 +268,10 @@ section h2 { margin: 0; font-size: 19px; }
 .faces a { display: block; line-height: 0; border-radius: 6px; outline-offset: 2px; }
 .faces img { width: 72px; height: 72px; object-fit: cover; border-radius: 6px; background: var(--line); }
 .faces a:hover img, .faces a:focus img { box-shadow: 0 0 0 2px var(--accent); }
+.timeline { margin: 0 0 14px; padding: 0; list-style: none; display: flex; flex-wrap: wrap; gap: 6px; }
+.timeline a { padding: 2px 10px; border: 1px solid var(--line); border-radius: 6px; color: var(--accent);
+              text-decoration: none; font-size: 13px; }
+.timeline span { color: var(--muted); }
 footer { padding: 0 32px 28px; color: var(--muted); font-size: 12px; }
 nav.pages span { padding: 3px 11px; font-size: 13px; }
 nav.pages span.current { border: 1px solid var(--accent); border-radius: 999px; color: var(--accent); font-weight: 600; }

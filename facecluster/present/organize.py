@@ -21,6 +21,7 @@ from ..files import replace_atomically, write_text_atomically
 from ..images import display_path
 from ..records import FaceRecord
 from .clusters import Clusters, json_text, person_dirname, warn_about_photos
+from .video import is_from_video, write_stills
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +156,12 @@ def organize(
     current: set[str] = set()
     for label in clusters.order:
         # Absolute targets: links keep working wherever out_dir is opened from.
-        sources = {os.path.abspath(records[i]["imagePath"]) for i in clusters.members(label).tolist()}
+        members = clusters.members(label).tolist()
+        sources = {os.path.abspath(records[i]["imagePath"]) for i in members if not is_from_video(records[i])}
         result.folders[label] = _fill_folder(out_dir, person_dirname(label), sources, result, current)
+        stills, unreadable = write_stills(result.folders[label], person_dirname(label), records, members, current)
+        result.placed += stills  # a still of each appearance in a video
+        result.missing.extend(unreadable)
     _remove_stale(out_dir, previous - current)
     result.missing = sorted(set(result.missing))
     warn_about_photos("photos not found, not organized", result.missing)

@@ -1,0 +1,1 @@
+"""What yields pictures to look at: video frames (photos are still read by ``facecluster.images``)."""
