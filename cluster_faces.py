@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from facecluster import cli
-from facecluster.clustering import DEFAULTS, METHODS, cluster_encodings, looks_collapsed
+from facecluster.cluster import DEFAULTS, METHODS, cluster_encodings, looks_collapsed
 from facecluster.montage import (cluster_montage, display_available, montage_filename, montage_title, show_montages,
                                  write_image)
 from facecluster.store import EncodingsError, load_encodings
@@ -108,7 +108,7 @@ def each_montage(data, labels, labelIDs):
 
 
 def report_quality(data, labels) -> None:
-    from facecluster.evaluation import evaluate, format_report, primary_face_labels, read_labels
+    from facecluster.cluster.evaluation import evaluate, format_report, primary_face_labels, read_labels
 
     paths = [d["imagePath"] for d in data]
     root = args["dataset_root"] or (os.path.commonpath([os.path.dirname(p) or "." for p in paths]) if paths else ".")

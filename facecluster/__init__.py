@@ -7,8 +7,8 @@ One module per stage, each a handful of small functions over plain records:
 - :mod:`facecluster.faces`     detecting faces and computing 128-d encodings
 - :mod:`facecluster.encoding`  the encoding run: workers, reuse, progress
 - :mod:`facecluster.store`     reading and writing the encodings file safely
-- :mod:`facecluster.clustering` grouping encodings into people
-- :mod:`facecluster.evaluation` scoring clusters against known identities
+- :mod:`facecluster.cluster`   grouping encodings into people (methods, kNN graph)
+- :mod:`facecluster.cluster.evaluation` scoring clusters against known identities
 - :mod:`facecluster.montage`   montages and windows
 - :mod:`facecluster.outputs`   CSV, JSON, per-person folders, the HTML gallery
 """

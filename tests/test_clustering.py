@@ -1,4 +1,4 @@
-"""facecluster.clustering on synthetic 128-d encodings with a known answer.
+"""facecluster.cluster.methods on synthetic 128-d encodings with a known answer.
 
 Scale of the synthetic data: face encodings of one person lie within ~0.3-0.5
 of each other and different people ~0.7-1.2 apart; the blobs below mimic that.
@@ -11,8 +11,8 @@ import pytest
 
 from conftest import require
 
-from facecluster import clustering
-from facecluster.clustering import (
+from facecluster.cluster import methods as clustering
+from facecluster.cluster.methods import (
     DEFAULTS,
     METHODS,
     cluster_encodings,
@@ -295,7 +295,7 @@ def test_real_faces_three_people(lfw):
     recommended methods find exactly them (scores measured: F1 1.0)."""
     cv2 = require("cv2")
     face_recognition = require("face_recognition")
-    from facecluster.evaluation import evaluate
+    from facecluster.cluster.evaluation import evaluate
 
     encodings, people = [], []
     for person in ("Colin_Powell", "David_Beckham", "Donald_Rumsfeld"):
