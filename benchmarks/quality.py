@@ -154,6 +154,7 @@ def dlib_check(X: np.ndarray, identities: list, thresholds: list[float], *, jobs
     """Our Chinese whispers against dlib's: in its dlib-equivalent unit-weight
     mode it must score like dlib; the similarity-weighted mode is the one
     facecluster uses.  Pairwise F1, mean [min - max] over seeds."""
+    from facecluster.cluster.graph import knn_graph
     from facecluster.cluster.methods import _canonical_labels, _chinese_whispers
     from facecluster.cluster.evaluation import evaluate
 
@@ -168,7 +169,7 @@ def dlib_check(X: np.ndarray, identities: list, thresholds: list[float], *, jobs
         for weighted in (False, True):
             f1 = []
             for seed in range(seeds):
-                m = evaluate(_canonical_labels(_chinese_whispers(X, t, seed=seed, jobs=jobs, weighted=weighted)),
+                m = evaluate(_canonical_labels(_chinese_whispers(knn_graph(X, 32, jobs=jobs), t, seed=seed, weighted=weighted)),
                              identities)
                 f1.append(m["pairwise_f1"])
                 bc.append(m["bcubed_f1"]) if weighted else None
@@ -228,7 +229,7 @@ def defaults_table(sets: dict[str, tuple[np.ndarray, list]], *, jobs: int) -> li
     """Each method at its defaults on each named set."""
     from facecluster.cluster.methods import METHODS
 
-    from facecluster.cluster.methods import looks_collapsed
+    from facecluster.cluster import looks_collapsed
 
     head = ROW_HEAD.format(what="set / method").split("\n")
     lines = [head[0] + " looks collapsed |", head[1] + "---|"]
@@ -280,7 +281,8 @@ def scale_table(X: np.ndarray, *, jobs: int, copies: tuple[int, ...] = (1, 4)) -
     """Time each method at its defaults on the encodings and on ``k`` noisy
     copies of them (Gaussian noise, ~0.24 between copies): timing only, the
     copies have no ground truth."""
-    from facecluster.cluster.methods import METHODS, cluster_encodings, estimate_memory_bytes
+    from facecluster.cluster.memory import estimate_memory_bytes
+    from facecluster.cluster.methods import METHODS, cluster_encodings
 
     rng = np.random.default_rng(0)
     lines = ["| faces | " + " | ".join(f"{m} (s)" for m in METHODS) + " | agglomerative memory estimate |",

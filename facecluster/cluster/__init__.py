@@ -1,9 +1,14 @@
-"""From encodings to people: the clustering methods and their scoring.
+"""From encodings to people.
 
-- :mod:`facecluster.cluster.methods`     :func:`cluster_encodings` and its methods
+- :mod:`facecluster.cluster.methods`     :func:`cluster_encodings`: dbscan, chinese-whispers,
+  agglomerative and infomap (:data:`RECOMMENDED_METHOD`), one call shape
+- :mod:`facecluster.cluster.graph`       the k-nearest-neighbour graph they all run on (exact or HNSW)
+- :mod:`facecluster.cluster.memory`      the memory model and the limit a run must fit in
+- :mod:`facecluster.cluster.collapse`    :func:`looks_collapsed`, the check behind the collapse warning
 - :mod:`facecluster.cluster.evaluation`  pairwise / BCubed / NMI / ARI against known identities
 """
 
-from .methods import DEFAULTS, METHODS, cluster_encodings, looks_collapsed
+from .collapse import looks_collapsed
+from .methods import DEFAULTS, METHODS, RECOMMENDED_METHOD, cluster_encodings
 
-__all__ = ["DEFAULTS", "METHODS", "cluster_encodings", "looks_collapsed"]
+__all__ = ["DEFAULTS", "METHODS", "RECOMMENDED_METHOD", "cluster_encodings", "looks_collapsed"]
