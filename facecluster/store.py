@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -99,28 +99,71 @@ def _check_record(index: int, record: object) -> FaceRecord:
 
 def load_encodings(path: str | os.PathLike) -> list[FaceRecord]:
     """Read and check an encodings file.  Raises :class:`EncodingsError`."""
-    path = Path(path)
+    records = _load_list(path)
+    for index, record in enumerate(records):  # in place: each unchecked record is freed as it goes
+        records[index] = _check_record(index, record)
+    return records
+
+
+@dataclass(frozen=True)
+class FaceColumns:
+    """An encodings file as columns: ``paths[i]`` (str), ``boxes[i]`` (top,
+    right, bottom, left; int32) and ``encodings[i]`` (128 floats) of face ``i``."""
+
+    paths: list[str]
+    boxes: np.ndarray
+    encodings: np.ndarray
+
+
+def load_encoding_columns(path: str | os.PathLike, dtype: type = np.float32) -> FaceColumns:
+    """Read and check an encodings file into one ``(n, 128)`` array of
+    ``dtype`` (float32 halves the memory; distances change by < 1e-6).
+
+    Each record is checked, copied into the array and released in turn: the
+    peak is the unpickled list plus the array, and what stays is the array
+    alone, not the records *and* a stacked copy of their encodings (at a
+    million faces ~0.7 GB kept instead of ~2.6 GB).  Raises
+    :class:`EncodingsError` as :func:`load_encodings` does.
+    """
+    records = _load_list(path)
+    n = len(records)
+    encodings = np.empty((n, ENCODING_SIZE), dtype=dtype)
+    boxes = np.empty((n, 4), dtype=np.int32)
+    paths: list[str] = []
+    for index in range(n):
+        record = _check_record(index, records[index])
+        records[index] = None  # type: ignore[call-overload]
+        encodings[index] = record["encoding"]
+        boxes[index] = record["loc"]
+        paths.append(record["imagePath"])
+    return FaceColumns(paths, boxes, encodings)
+
+
+def _load_list(path: str | os.PathLike) -> list:
+    """The file's list of (unchecked) records, unpickled straight from the
+    file: its bytes are never held in memory as well."""
     try:
-        data = path.read_bytes()
+        handle = open(path, "rb")
     except FileNotFoundError:
         raise EncodingsError("no such file (run encode_faces.py first)") from None
     except IsADirectoryError:
         raise EncodingsError("is a folder, not an encodings file") from None
     except OSError as error:
         raise EncodingsError(f"cannot read it ({error.strerror})") from None
-    if not data:
-        raise EncodingsError("the file is empty")
-    try:
-        records = RestrictedUnpickler(io.BytesIO(data)).load()
-    except EncodingsError:
-        raise
-    except (pickle.UnpicklingError, EOFError) as error:
-        raise EncodingsError(f"not a valid pickle or truncated ({error or 'ran out of data'})") from None
-    except Exception as error:  # anything else a crafted or damaged stream provokes
-        raise EncodingsError(f"not a readable encodings file ({type(error).__name__}: {error})") from None
+    with handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            raise EncodingsError("the file is empty")
+        try:
+            records = RestrictedUnpickler(handle).load()
+        except EncodingsError:
+            raise
+        except (pickle.UnpicklingError, EOFError) as error:
+            raise EncodingsError(f"not a valid pickle or truncated ({error or 'ran out of data'})") from None
+        except Exception as error:  # anything else a crafted or damaged stream provokes
+            raise EncodingsError(f"not a readable encodings file ({type(error).__name__}: {error})") from None
     if not isinstance(records, list):
         raise EncodingsError(f"holds a {type(records).__name__}, expected a list of face records")
-    return [_check_record(index, record) for index, record in enumerate(records)]
+    return records
 
 
 class _TutorialCompatiblePickler(pickle._Pickler):  # type: ignore[name-defined]
