@@ -201,7 +201,7 @@ def test_agglomerative_refuses_when_memory_would_not_fit(monkeypatch):
     X, _ = blobs([5, 5])
     monkeypatch.setattr(memory, "memory_limit_bytes", lambda: 10_000)
     with pytest.raises(ValueError, match=r"agglomerative clustering of 10 faces \(5 linked within 0.55\) would need "
-                       r"about \d+ KB of memory \(limit 10 KB, .*\); use method 'infomap'"):
+                       r"about \d+ KB of memory \(limit 10 KB, .*\); use method 'hdbscan'"):
         cluster_encodings(X, "agglomerative")
     monkeypatch.setattr(memory, "memory_limit_bytes", lambda: None)  # unknown: no limit
     assert same_partition(cluster_encodings(X, "agglomerative"), [0] * 5 + [1] * 5)

@@ -1,7 +1,8 @@
 """From encodings to people.
 
 - :mod:`facecluster.cluster.methods`     :func:`cluster_encodings`: dbscan, chinese-whispers,
-  agglomerative and infomap (:data:`RECOMMENDED_METHOD`), one call shape
+  agglomerative and hdbscan (:data:`RECOMMENDED_METHOD`), one call shape
+- :mod:`facecluster.cluster.density`     HDBSCAN on the graph with a ceiling (the recommended method)
 - :mod:`facecluster.cluster.graph`       the k-nearest-neighbour graph they all run on (exact or HNSW)
 - :mod:`facecluster.cluster.memory`      the memory model and the limit a run must fit in
 - :mod:`facecluster.cluster.collapse`    :func:`looks_collapsed`, the check behind the collapse warning

@@ -11,7 +11,7 @@ The model (bytes, ``n`` faces, ``d`` = 128 features, ``k`` neighbours)::
     kNN graph         12 n k          (int64 index + float32 distance)
     sparse graph      ~ 40 n k        (symmetric CSR of float64, built via COO)
     method            chinese-whispers: ~ 70 bytes per edge in Python lists;
-                      infomap: ~ 60 bytes per edge inside Infomap;
+                      hdbscan: ~ 60 bytes per edge (mutual reachability, tree);
                       dbscan: scikit-learn's per-face neighbour arrays, ~ 24 n k
     agglomerative     + 8 s^2 for the largest linked group of s faces
 
@@ -26,7 +26,7 @@ import numbers
 import os
 
 # Edges per face assumed by the estimate for the method's own structures.
-_BYTES_PER_EDGE = {"dbscan": 24, "chinese-whispers": 70, "agglomerative": 24, "infomap": 60}
+_BYTES_PER_EDGE = {"dbscan": 24, "chinese-whispers": 70, "agglomerative": 24, "hdbscan": 60}
 
 
 def estimate_memory_bytes(n: int, method: str, *, n_features: int = 128, n_neighbors: int = 32,

@@ -8,18 +8,15 @@ k-nearest-neighbour graph (:mod:`facecluster.cluster.graph`: exact up to
 20,000 faces, an HNSW index above), so memory is linear in the faces and time
 about n log n:
 
-``infomap`` (:data:`RECOMMENDED_METHOD`)
-    Each face is linked to its ``n_neighbors`` nearest faces closer than
-    ``threshold`` (0.65: a loose bound, beyond which two dlib encodings are
-    practically never one person), each link weighted by similarity; the map
-    equation then splits this graph into the groups a random walk stays in
-    longest (Rosvall & Bergstrom, "Maps of random walks on complex networks
-    reveal community structure", PNAS 2008; applied to kNN graphs of faces by
-    Yu et al., face-cluster-by-infomap, 2021).  No threshold to tune: where
-    people are few and far apart the loose bound links a person's photos across
-    decades; where look-alikes crowd in, the walk still stays inside each
-    person.  Chosen by leave-one-set-out measurement over 7 labelled sets
-    (docs/clustering.md).
+``hdbscan`` (:data:`RECOMMENDED_METHOD`)
+    HDBSCAN on the graph (Campello, Moulavi & Sander, PAKDD 2013; McInnes &
+    Healy 2017): the hierarchy of density-connected groups, keeping the most
+    persistent ones, so dense and sparse people are cut at different levels
+    with no distance threshold to tune.  One ceiling, ``threshold`` (0.55):
+    no chosen cluster may hold together only at distances above it, which stops
+    HDBSCAN merging whole small collections of far-apart people into one
+    (:mod:`facecluster.cluster.density`).  Chosen by leave-one-set-out
+    measurement over the labelled sets (docs/clustering.md).
 
 ``dbscan``
     The tutorial's own choice, ``DBSCAN(eps, min_samples)`` (Ester et al.,
@@ -54,13 +51,14 @@ import numbers
 
 import numpy as np
 
+from .density import capped_hdbscan
 from .graph import NeighbourGraph, knn_graph
 from .memory import check_memory, estimate_memory_bytes
 
-METHODS = ("dbscan", "chinese-whispers", "agglomerative", "infomap")
+METHODS = ("dbscan", "chinese-whispers", "agglomerative", "hdbscan")
 
 # What the docs and the collapse warning recommend.
-RECOMMENDED_METHOD = "infomap"
+RECOMMENDED_METHOD = "hdbscan"
 
 DEFAULTS: dict[str, dict[str, float]] = {
     # The tutorial's values, kept so the default run matches it.
@@ -69,15 +67,15 @@ DEFAULTS: dict[str, dict[str, float]] = {
     # 31 clean 5-person sets into exactly 5 (2: 17).
     "chinese-whispers": {"threshold": 0.5, "min_cluster_size": 3, "n_neighbors": 32},
     "agglomerative": {"threshold": 0.55, "min_cluster_size": 3, "n_neighbors": 32},
-    # Chosen leave-one-set-out (docs/clustering.md).
-    "infomap": {"threshold": 0.65, "min_cluster_size": 3, "n_neighbors": 10},
+    # threshold = the cap (see density.py); chosen leave-one-set-out (docs/clustering.md).
+    "hdbscan": {"threshold": 0.55, "min_cluster_size": 3, "n_neighbors": 10},
 }
 
 # Chinese whispers stops as soon as a full pass changes no label; this caps
 # the passes in the rare graphs where labels keep flipping.
 _CW_MAX_PASSES = 100
 
-# Weight of a link at exactly the threshold, for chinese whispers and infomap:
+# Weight of a link at exactly the threshold, for chinese whispers:
 # from ~1 for twins down to this, so that a few marginal look-alike links
 # cannot outvote a person's close matches.
 _EDGE_FLOOR = 0.05
@@ -106,14 +104,15 @@ def cluster_encodings(
     eps, min_samples : DBSCAN's neighbourhood radius and core-point count
         (dbscan only).
     threshold : float or None
-        Largest Euclidean distance that still links two faces (chinese-whispers,
-        infomap) or two clusters' average distance (agglomerative); ``None``
+        Largest Euclidean distance that still links two faces (chinese-whispers),
+        two clusters' average distance (agglomerative) or the faces inside a
+        cluster (hdbscan's ceiling); ``None``
         takes the method's default from :data:`DEFAULTS`.  Not used by dbscan.
     n_neighbors : int or None
         Neighbours per face in the graph (``None``: the method's default).
     seed : int
-        Seeds chinese-whispers' visiting order and infomap's search; the same
-        seed gives the same labels.
+        Seeds chinese-whispers' visiting order; the same seed gives the same
+        labels.  The other methods are deterministic.
     jobs : int
         Threads for the neighbour search (-1 = all cores).
     min_cluster_size : int or None
@@ -157,7 +156,7 @@ def cluster_encodings(
     elif method == "agglomerative":
         raw = _agglomerative(X, graph, threshold)
     else:
-        raw = _infomap(graph, threshold, seed=seed)
+        raw = capped_hdbscan(graph, threshold, min_cluster_size)
     return _canonical_labels(raw, min_cluster_size)
 
 
@@ -250,24 +249,6 @@ def _agglomerative(X: np.ndarray, graph: NeighbourGraph, threshold: float) -> np
     return raw
 
 
-def _infomap(graph: NeighbourGraph, threshold: float, *, seed: int = 0) -> np.ndarray:
-    """Two-level Infomap (Rosvall & Bergstrom 2008) on the graph's links up to
-    ``threshold``, weighted by similarity; returns raw module ids, faces with
-    no link in modules of their own."""
-    import infomap
-    import scipy.sparse as sp
-
-    sparse = graph.sparse(threshold)
-    sparse.data = _weights(sparse.data, threshold)
-    links = sp.triu(sparse, k=1).tocsr()  # each undirected link once
-    del sparse
-    result = infomap.run(links, seed=seed + 1, two_level=True, num_trials=1, silent=True)
-    raw = np.arange(graph.n, dtype=np.int64) + graph.n  # unlinked faces: their own module
-    for node, module in result.modules().items():
-        raw[node] = module
-    return raw
-
-
 def _canonical_labels(raw: np.ndarray, min_cluster_size: int = 2) -> np.ndarray:
     """Renumber clusters 0..k-1 by size (largest first, ties by first face)
     and turn clusters under ``min_cluster_size`` and negative labels into -1."""
@@ -312,7 +293,7 @@ def _check_params(method, eps, min_samples, threshold, seed, jobs) -> None:
     _check_count("min_samples", min_samples, 1, 1)
     if threshold is not None:
         if method == "dbscan":
-            raise ValueError("threshold applies to chinese-whispers, agglomerative and infomap; dbscan uses eps")
+            raise ValueError("threshold applies to chinese-whispers, agglomerative and hdbscan; dbscan uses eps")
         if not _is_positive_number(threshold):
             raise ValueError(f"threshold must be a positive number, got {threshold!r}")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
