@@ -3,7 +3,7 @@
 - :mod:`facecluster.cluster.methods`     :func:`cluster_encodings`: dbscan, chinese-whispers,
   agglomerative and hdbscan (:data:`RECOMMENDED_METHOD`), one call shape
 - :mod:`facecluster.cluster.density`     HDBSCAN on the graph with a ceiling (the recommended method)
-- :mod:`facecluster.cluster.graph`       the k-nearest-neighbour graph they all run on (exact or HNSW)
+- :mod:`facecluster.cluster.graph`       the k-nearest-neighbour graph they all run on (exact, or a faiss inverted-file index)
 - :mod:`facecluster.cluster.memory`      the memory model and the limit a run must fit in
 - :mod:`facecluster.cluster.collapse`    :func:`looks_collapsed`, the check behind the collapse warning
 - :mod:`facecluster.cluster.evaluation`  pairwise / BCubed / NMI / ARI against known identities

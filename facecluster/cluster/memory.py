@@ -7,7 +7,7 @@ linked within its threshold, which is quadratic in the largest such group.
 The model (bytes, ``n`` faces, ``d`` = 128 features, ``k`` neighbours)::
 
     encodings         4 n d  (float32; 8 n d for float64 input)
-    ANN index         4 n d + 8 M n   (faiss HNSW, M = 32; freed after the search)
+    ANN index         4 n d + 8 n     (faiss IVF lists; freed after the search)
     kNN graph         12 n k          (int64 index + float32 distance)
     sparse graph      ~ 40 n k        (symmetric CSR of float64, built via COO)
     method            chinese-whispers: ~ 70 bytes per edge in Python lists;
@@ -15,9 +15,9 @@ The model (bytes, ``n`` faces, ``d`` = 128 features, ``k`` neighbours)::
                       dbscan: scikit-learn's per-face neighbour arrays, ~ 24 n k
     agglomerative     + 8 s^2 for the largest linked group of s faces
 
-At a million faces and ``k = 32`` that is ~0.5 GB encodings, ~0.8 GB index,
-0.4 GB graph and 1.3 GB sparse graph: see docs/clustering.md for measured
-peaks and for ten million.
+At a million faces and ``k = 10`` (hdbscan) that is ~0.5 GB encodings, ~0.5 GB
+index, 0.12 GB graph and ~0.4 GB sparse graph; ``k = 32`` (dbscan) triples the
+graph terms.  Measured peaks, and ten million faces: docs/clustering.md.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def estimate_memory_bytes(n: int, method: str, *, n_features: int = 128, n_neigh
             raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     n, k = int(n), min(int(n_neighbors), max(int(n) - 1, 0))
     data = 8 * n * n_features
-    index = (4 * n_features + 8 * 32) * n
+    index = (4 * n_features + 8) * n
     graph = (12 + 40 + _BYTES_PER_EDGE[method]) * n * k
     total = data + index + graph
     if method == "agglomerative":

@@ -5,7 +5,7 @@ and returns one integer label per face: ``0 .. k-1`` for the people found,
 largest group first, and ``-1`` for faces that match nobody else (the
 tutorial's "Unknown Faces").  Every method runs on the same bounded
 k-nearest-neighbour graph (:mod:`facecluster.cluster.graph`: exact up to
-20,000 faces, an HNSW index above), so memory is linear in the faces and time
+20,000 faces, a faiss inverted-file index above), so memory is linear in the faces and time
 about n log n:
 
 ``hdbscan`` (:data:`RECOMMENDED_METHOD`)
@@ -121,7 +121,7 @@ def cluster_encodings(
         2-face splinters of a person or pairs of bystanders; 2 for dbscan,
         whose ``min_samples`` already sets a floor).
     exact : bool or None
-        Exact neighbours (``True``), HNSW (``False``) or by size (``None``).
+        Exact neighbours (``True``), the inverted-file index (``False``) or by size (``None``).
 
     Returns
     -------
