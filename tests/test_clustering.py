@@ -343,3 +343,20 @@ def test_min_cluster_size_is_validated():
     X, _ = blobs([5, 5])
     with pytest.raises(ValueError, match="min_cluster_size"):
         cluster_encodings(X, "chinese-whispers", min_cluster_size=1)
+
+
+def test_hdbscan_ceiling_keeps_far_apart_people_apart(faces_data, tmp_path):
+    """five_celebs (5 people photographed across decades), every face scored
+    as its folder's person: plain HDBSCAN on the graph merges people
+    (pairwise F1 0.56 measured, largest-face rule); the ceiling keeps them
+    apart (0.966)."""
+    from facecluster.cluster.evaluation import evaluate, read_labels
+    from facecluster.encoding import encode_dataset, list_dataset
+    from facecluster.faces import DetectionOptions
+
+    root = faces_data / "five_celebs"
+    records, _ = encode_dataset(list_dataset(str(root)), str(tmp_path / "e.pickle"), DetectionOptions(), workers=1)
+    X = np.asarray([r["encoding"] for r in records])
+    people = read_labels("folders", [r["imagePath"] for r in records], str(root))
+    assert evaluate(cluster_encodings(X, RECOMMENDED_METHOD), people)["pairwise_f1"] >= 0.95
+    assert evaluate(cluster_encodings(X, "hdbscan", threshold=100.0), people)["pairwise_f1"] < 0.8
