@@ -81,7 +81,10 @@ def run_one(path: Path, method: str, out_dir: Path, jobs: int) -> dict:
     write_labels_csv(out_dir / f"clusters-{method}-{len(labels)}.csv", columns.paths, columns.boxes, labels)
     times["write_s"] = time.perf_counter() - start
     np.save(out_dir / f"labels-{method}-{len(labels)}.npy", labels)
-    times["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    times["peak_rss_gb"] = usage.ru_maxrss * 1024 / 1e9
+    # CPU seconds, all threads: on a shared machine wall time also counts the others' load.
+    times["cpu_s"] = usage.ru_utime + usage.ru_stime
     times["clusters"] = int(labels.max() + 1)
     times["outliers"] = int((labels < 0).sum())
     return times
@@ -149,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
 
-    rows = ["| faces | method | load (s) | cluster (s) | write (s) | total (s) | peak RSS (GB) | clusters | outliers |",
-            "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| faces | method | load (s) | cluster (s) | write (s) | total (s) | CPU (s) | peak RSS (GB) | clusters "
+            "| outliers |", "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for n in args.sizes:
         path = write_collection(n)
         for method in args.methods:
@@ -159,9 +162,11 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(f"| {n:,} | {method} | failed: {r['error']} |")
             else:
                 rows.append(f"| {n:,} | {method} | {r['load_s']:.1f} | {r['cluster_s']:.1f} | {r['write_s']:.1f} "
-                            f"| {r['total_s']:.1f} | {r['peak_rss_gb']:.2f} | {r['clusters']:,} | {r['outliers']:,} |")
+                            f"| {r['total_s']:.1f} | {r.get('cpu_s', float('nan')):.0f} | {r['peak_rss_gb']:.2f} "
+                            f"| {r['clusters']:,} | {r['outliers']:,} |")
             print(rows[-1], flush=True)
-    lines = ["# Clustering at scale", "", f"Written by `benchmarks/scale.py`; {os.cpu_count()} cores; "
+    lines = ["# Clustering at scale", "", f"Written by `benchmarks/scale.py`; {os.cpu_count()} cores, load average "
+             f"{os.getloadavg()[0]:.1f} at the end; "
              "synthetic collections (benchmarks/synthetic.py). Each run is a fresh process: load the "
              "tutorial-format pickle, cluster at the method's defaults, write clusters.csv.", ""] + rows
     if args.agreement_at:
