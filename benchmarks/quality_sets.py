@@ -39,7 +39,8 @@ for path in (ROOT, ROOT / "benchmarks"):
 OUT = ROOT / "benchmarks" / "results" / "quality-sets.md"
 CACHE = ROOT / ".cache" / "quality"
 FOLDER_SETS = ("five_celebs", "glint_aligned_crops", "yale_faces", "orl_att_faces", "face_recognition_examples")
-THRESHOLDS = [round(0.4 + 0.025 * i, 3) for i in range(11)]
+THRESHOLDS = [round(0.4 + 0.05 * i, 2) for i in range(6)]
+GRAPH_K = 40  # one exact graph per set, shared by every run (each method reads its own k)
 RULES = ("largest", "single")
 # The recommended method's candidate parameters for leave-one-set-out.
 GRID = {"n_neighbors": (10, 20), "threshold": (0.5, 0.55, 0.6), "min_cluster_size": (2, 3)}
@@ -88,13 +89,13 @@ def scores(labels: np.ndarray, truth: tuple[list, list]) -> tuple[float, float]:
     return tuple(evaluate(labels, t)["pairwise_f1"] for t in truth)
 
 
-def best_fixed(X: np.ndarray, truth: tuple[list, list]) -> list[tuple[float, str]]:
+def best_fixed(X: np.ndarray, truth: tuple[list, list], graph) -> list[tuple[float, str]]:
     """Per scoring rule: (best F1, "method threshold") over the sweep."""
     from facecluster.cluster import cluster_encodings
 
     best = [(-1.0, ""), (-1.0, "")]
     for method, t in itertools.product(("chinese-whispers", "agglomerative"), THRESHOLDS):
-        f1 = scores(cluster_encodings(X, method, threshold=t), truth)
+        f1 = scores(cluster_encodings(X, method, threshold=t, graph=graph), truth)
         best = [max(b, (f, f"{method} {t}")) for b, f in zip(best, f1)]
     return best
 
@@ -131,11 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     if not (data / "lfw-deepfunneled").is_dir():
         parser.error(f"no lfw-deepfunneled/ in {data}; set FACES_DATA or pass --data")
 
+    from facecluster.cluster.graph import knn_graph
+
     sets = labelled_sets(data)
     names = list(sets)
-    best = {name: best_fixed(X, (a, b)) for name, (X, a, b) in sets.items()}
+    graphs = {name: knn_graph(X, GRAPH_K, exact=True) for name, (X, _, _) in sets.items()}
+    best = {name: best_fixed(X, (a, b), graphs[name]) for name, (X, a, b) in sets.items()}
     lines = ["# Every method at its defaults on every labelled set", "",
-             f"Written by `benchmarks/quality_sets.py`; {os.cpu_count()} cores. Pairwise F1; "
+             f"Written by `benchmarks/quality_sets.py`; {os.cpu_count()} cores; one exact {GRAPH_K}-neighbour "
+             "graph per set, shared by all runs (each method reads its own k). Pairwise F1; "
              "`largest`: each photo's largest face scored; `single`: only photos with one face. "
              "Best fixed threshold: chinese-whispers or agglomerative at the best of "
              f"{THRESHOLDS[0]}-{THRESHOLDS[-1]} for that set and rule.", "",
@@ -147,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                  f"{best[name][1][0]:.3f} ({best[name][1][1]})"]
         for method in METHODS:
             start = time.perf_counter()
-            f1 = scores(cluster_encodings(X, method), (largest, single))
+            f1 = scores(cluster_encodings(X, method, graph=graphs[name]), (largest, single))
             cells.append(f"{f1[0]:.3f} / {f1[1]:.3f} ({time.perf_counter() - start:.1f} s)")
         lines.append("| " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
@@ -155,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for config in itertools.product(*GRID.values()):
         params = dict(zip(GRID, config))
-        results[config] = {name: scores(cluster_encodings(X, RECOMMENDED_METHOD, **params), (a, b))
-                           for name, (X, a, b) in sets.items()}
+        results[config] = {
+            name: scores(cluster_encodings(X, RECOMMENDED_METHOD, graph=graphs[name], **params), (a, b))
+            for name, (X, a, b) in sets.items()}
         print(_fmt(config), " ".join(f"{v[0]:.3f}" for v in results[config].values()), flush=True)
     defaults = tuple(DEFAULTS[RECOMMENDED_METHOD][k] for k in GRID)
     lines += ["", f"## Leave-one-set-out: {RECOMMENDED_METHOD}", "",

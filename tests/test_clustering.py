@@ -360,3 +360,12 @@ def test_hdbscan_ceiling_keeps_far_apart_people_apart(faces_data, tmp_path):
     people = read_labels("folders", [r["imagePath"] for r in records], str(root))
     assert evaluate(cluster_encodings(X, RECOMMENDED_METHOD), people)["pairwise_f1"] >= 0.95
     assert evaluate(cluster_encodings(X, "hdbscan", threshold=100.0), people)["pairwise_f1"] < 0.8
+
+
+def test_a_graph_built_once_serves_every_method():
+    X, y = blobs([30, 20, 25, 12, 8])
+    graph = knn_graph(X, 40)
+    for method in METHODS:
+        assert np.array_equal(cluster_encodings(X, method, graph=graph), cluster_encodings(X, method)), method
+    with pytest.raises(ValueError, match="graph given has 95 faces x 5 neighbours; need 95 x 10"):
+        cluster_encodings(X, "hdbscan", graph=knn_graph(X, 5))

@@ -93,6 +93,7 @@ def cluster_encodings(
     jobs: int = -1,
     min_cluster_size: int | None = None,
     exact: bool | None = None,
+    graph: NeighbourGraph | None = None,
 ) -> np.ndarray:
     """Cluster face encodings; return one integer label per face.
 
@@ -122,6 +123,10 @@ def cluster_encodings(
         whose ``min_samples`` already sets a floor).
     exact : bool or None
         Exact neighbours (``True``), the inverted-file index (``False``) or by size (``None``).
+    graph : NeighbourGraph or None
+        A graph of these encodings already built (:func:`~facecluster.cluster.graph.knn_graph`)
+        with at least ``n_neighbors`` columns, e.g. to try several methods on
+        one graph; its first ``n_neighbors`` columns are used.
 
     Returns
     -------
@@ -148,7 +153,7 @@ def cluster_encodings(
     if method == "dbscan":
         # Core points need min_samples - 1 neighbours besides themselves.
         n_neighbors = max(n_neighbors, min_samples)
-    graph = knn_graph(X, n_neighbors, exact=exact, jobs=jobs)
+    graph = _graph(X, n_neighbors, graph, exact=exact, jobs=jobs)
     if method == "dbscan":
         raw = _dbscan(graph, eps, min_samples)
     elif method == "chinese-whispers":
@@ -158,6 +163,17 @@ def cluster_encodings(
     else:
         raw = capped_hdbscan(graph, threshold, min_cluster_size)
     return _canonical_labels(raw, min_cluster_size)
+
+
+def _graph(X: np.ndarray, k: int, given: NeighbourGraph | None, *, exact: bool | None, jobs: int) -> NeighbourGraph:
+    """``given`` cut to ``k`` neighbours, or a new graph."""
+    if given is None:
+        return knn_graph(X, k, exact=exact, jobs=jobs)
+    k = min(k, X.shape[0] - 1)
+    if given.n != X.shape[0] or given.indices.shape[1] < k:
+        raise ValueError(f"the graph given has {given.n} faces x {given.indices.shape[1]} neighbours; "
+                         f"need {X.shape[0]} x {k}")
+    return NeighbourGraph(given.indices[:, :k], given.distances[:, :k])
 
 
 def _dbscan(graph: NeighbourGraph, eps: float, min_samples: int) -> np.ndarray:
