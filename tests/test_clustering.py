@@ -369,3 +369,15 @@ def test_a_graph_built_once_serves_every_method():
         assert np.array_equal(cluster_encodings(X, method, graph=graph), cluster_encodings(X, method)), method
     with pytest.raises(ValueError, match="graph given has 95 faces x 5 neighbours; need 95 x 10"):
         cluster_encodings(X, "hdbscan", graph=knn_graph(X, 5))
+
+
+def test_a_huge_threshold_no_longer_builds_a_complete_graph():
+    """Issue 8: chinese-whispers at -t 1.2 linked every pair; the graph now
+    holds at most k links per face whatever the threshold."""
+    from scipy.spatial.distance import pdist
+
+    X = random_cloud(0.05, n=400)
+    assert pdist(X).max() < 1.2  # every pair would be linked
+    k = DEFAULTS["chinese-whispers"]["n_neighbors"]
+    assert knn_graph(X, k).sparse(1.2).nnz <= 2 * 400 * k < 400 * 399
+    assert cluster_encodings(X, "chinese-whispers", threshold=1.2).shape == (400,)
