@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from facecluster import cli
-from facecluster.clustering import DEFAULTS, METHODS, RECOMMENDED_METHOD, check_params, cluster_encodings, looks_collapsed
+from facecluster.cluster import DEFAULTS, METHODS, RECOMMENDED_METHOD, check_params, cluster_encodings, looks_collapsed
 from facecluster.present import DEFAULT_MAX_MONTAGES, PresentOptions, present
 from facecluster.present.windows import display_available
 from facecluster.store import EncodingsError, load_encodings
@@ -22,17 +22,17 @@ ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("-e", "--encodings", required=True, help="path to serialized db of facial encodings")
 ap.add_argument("-j", "--jobs", type=int, default=-1, help="# of parallel jobs to run (-1 will use all CPUs)")
 ap.add_argument("-m", "--method", choices=METHODS, default="dbscan",
-                help="clustering method (default dbscan, as in the tutorial; chinese-whispers or "
-                     "agglomerative find people better in large or varied sets)")
+                help=f"clustering method (default dbscan, as in the tutorial; {RECOMMENDED_METHOD} adapts to "
+                     "the collection and is recommended for anything past a few hundred faces)")
 ap.add_argument("--eps", type=float, default=DEFAULTS["dbscan"]["eps"], help="DBSCAN neighbourhood radius")
 ap.add_argument("--min-samples", type=int, default=DEFAULTS["dbscan"]["min_samples"],
                 help="DBSCAN: faces needed to form a cluster")
 ap.add_argument("-t", "--threshold", type=float, default=None,
-                help="chinese-whispers / agglomerative distance threshold (default: "
+                help="chinese-whispers / agglomerative distance threshold, hdbscan's ceiling (default: "
                      + ", ".join(f"{m} {d['threshold']}" for m, d in DEFAULTS.items() if "threshold" in d) + ")")
 ap.add_argument("--min-cluster-size", type=int, default=None,
-                help="smaller clusters count as unknown faces (default: 3 for chinese-whispers and "
-                     "agglomerative, 2 for dbscan)")
+                help="smaller clusters count as unknown faces (default: 3 for chinese-whispers, "
+                     "agglomerative and hdbscan, 2 for dbscan)")
 ap.add_argument("--seed", type=int, default=0, help="seed for the montage sampling and chinese-whispers")
 ap.add_argument("-o", "--output", default=None,
                 help="write montages, clusters.csv, clusters.json and index.html here (default without a display: output)")
@@ -125,7 +125,7 @@ def where_to_show(output: str | None, organize: str | None) -> tuple[str | None,
 
 def report_quality(data, labels: np.ndarray, labels_file: str, dataset_root: str | None, all_faces: bool) -> None:
     """Print pairwise / BCubed / NMI / ARI of ``labels`` against the identities in ``labels_file``."""
-    from facecluster.evaluation import evaluate, format_report, primary_face_labels, read_labels
+    from facecluster.cluster.evaluation import evaluate, format_report, primary_face_labels, read_labels
 
     paths = [d["imagePath"] for d in data]
     root = dataset_root or (os.path.commonpath([os.path.dirname(p) or "." for p in paths]) if paths else ".")

@@ -128,8 +128,8 @@ QUICK_SWEEPS = {
 
 def run_one(X: np.ndarray, identities: list, method: str, params: dict, *, jobs: int, seed: int = 0) -> dict:
     """Cluster once with facecluster and score it; adds ``seconds``."""
-    from facecluster.clustering import cluster_encodings
-    from facecluster.evaluation import evaluate
+    from facecluster.cluster.methods import cluster_encodings
+    from facecluster.cluster.evaluation import evaluate
 
     start = time.perf_counter()
     labels = cluster_encodings(X, method, jobs=jobs, seed=seed, **params)
@@ -142,8 +142,8 @@ def run_dlib(X: np.ndarray, identities: list, threshold: float) -> dict:
     implementation must match in quality."""
     import dlib
 
-    from facecluster.clustering import _canonical_labels
-    from facecluster.evaluation import evaluate
+    from facecluster.cluster.methods import _canonical_labels
+    from facecluster.cluster.evaluation import evaluate
 
     start = time.perf_counter()
     raw = dlib.chinese_whispers_clustering([dlib.vector(row) for row in X.tolist()], threshold)
@@ -155,8 +155,9 @@ def dlib_check(X: np.ndarray, identities: list, thresholds: list[float], *, jobs
     """Our Chinese whispers against dlib's: in its dlib-equivalent unit-weight
     mode it must score like dlib; the similarity-weighted mode is the one
     facecluster uses.  Pairwise F1, mean [min - max] over seeds."""
-    from facecluster.clustering import _canonical_labels, _chinese_whispers
-    from facecluster.evaluation import evaluate
+    from facecluster.cluster.graph import knn_graph
+    from facecluster.cluster.methods import _canonical_labels, _chinese_whispers
+    from facecluster.cluster.evaluation import evaluate
 
     lines = ["", "Implementation check against dlib's own `chinese_whispers_clustering` (unit weights, fixed "
              f"internal seed). Ours: pairwise F1 mean [min - max] over seeds 0-{seeds - 1}.", "",
@@ -169,7 +170,7 @@ def dlib_check(X: np.ndarray, identities: list, thresholds: list[float], *, jobs
         for weighted in (False, True):
             f1 = []
             for seed in range(seeds):
-                m = evaluate(_canonical_labels(_chinese_whispers(X, t, seed=seed, jobs=jobs, weighted=weighted)),
+                m = evaluate(_canonical_labels(_chinese_whispers(knn_graph(X, 32, jobs=jobs), t, seed=seed, weighted=weighted)),
                              identities)
                 f1.append(m["pairwise_f1"])
                 bc.append(m["bcubed_f1"]) if weighted else None
@@ -199,7 +200,7 @@ def _row(label: str, m: dict, bold: bool = False) -> str:
 
 
 def _is_default(method: str, params: dict) -> bool:
-    from facecluster.clustering import DEFAULTS
+    from facecluster.cluster.methods import DEFAULTS
 
     return all(abs(params.get(k, v) - v) < 1e-9 for k, v in DEFAULTS[method].items())
 
@@ -227,9 +228,9 @@ def sweep(X: np.ndarray, identities: list, sweeps: dict, *, jobs: int, with_dlib
 
 def defaults_table(sets: dict[str, tuple[np.ndarray, list]], *, jobs: int) -> list[str]:
     """Each method at its defaults on each named set."""
-    from facecluster.clustering import METHODS
+    from facecluster.cluster.methods import METHODS
 
-    from facecluster.clustering import looks_collapsed
+    from facecluster.cluster import looks_collapsed
 
     head = ROW_HEAD.format(what="set / method").split("\n")
     lines = [head[0] + " looks collapsed |", head[1] + "---|"]
@@ -247,7 +248,7 @@ def defaults_table(sets: dict[str, tuple[np.ndarray, list]], *, jobs: int) -> li
 def five_person_sets(X: np.ndarray, identities: list, *, jobs: int) -> list[str]:
     """Clean 5-person sets: the repeated identities taken 5 at a time in name
     order (no outliers).  How often does each method find exactly 5 people?"""
-    from facecluster.clustering import METHODS
+    from facecluster.cluster.methods import METHODS
 
     counts = Counter(p for p in identities if p is not None)
     people = sorted(p for p, c in counts.items() if c >= 5)  # the >= 10-image identities, not singletons
@@ -270,7 +271,7 @@ def five_person_sets(X: np.ndarray, identities: list, *, jobs: int) -> list[str]
 
 def seed_spread(X: np.ndarray, identities: list, *, jobs: int, seeds: int = 5) -> str:
     """How much chinese-whispers' pairwise F1 at its default moves with the seed."""
-    from facecluster.clustering import DEFAULTS
+    from facecluster.cluster.methods import DEFAULTS
 
     f1 = [run_one(X, identities, "chinese-whispers", {}, jobs=jobs, seed=s)["pairwise_f1"] for s in range(seeds)]
     return (f"chinese-whispers at threshold {DEFAULTS['chinese-whispers']['threshold']}, seeds 0-{seeds - 1}: "
@@ -281,7 +282,8 @@ def scale_table(X: np.ndarray, *, jobs: int, copies: tuple[int, ...] = (1, 4)) -
     """Time each method at its defaults on the encodings and on ``k`` noisy
     copies of them (Gaussian noise, ~0.24 between copies): timing only, the
     copies have no ground truth."""
-    from facecluster.clustering import METHODS, cluster_encodings, estimate_memory_bytes
+    from facecluster.cluster.memory import estimate_memory_bytes
+    from facecluster.cluster.methods import METHODS, cluster_encodings
 
     rng = np.random.default_rng(0)
     lines = ["| faces | " + " | ".join(f"{m} (s)" for m in METHODS) + " | agglomerative memory estimate |",
@@ -356,8 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="n_jobs for the neighbour searches (default 1)")
     args = parser.parse_args(argv)
 
-    from facecluster.clustering import DEFAULTS
-    from facecluster.evaluation import primary_face_labels, read_labels
+    from facecluster.cluster.methods import DEFAULTS
+    from facecluster.cluster.evaluation import primary_face_labels, read_labels
 
     sweeps = QUICK_SWEEPS if args.quick else SWEEPS
     sets: dict[str, tuple[np.ndarray, list]] = {}

@@ -33,8 +33,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facecluster.clustering import cluster_encodings  # noqa: E402
-from facecluster.evaluation import evaluate, primary_face_labels, read_labels  # noqa: E402
+from facecluster.cluster.methods import cluster_encodings  # noqa: E402
+from facecluster.cluster.evaluation import evaluate, primary_face_labels, read_labels  # noqa: E402
 from facecluster.store import load_encodings  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))

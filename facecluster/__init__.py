@@ -3,13 +3,15 @@
 One module per stage, each a handful of small functions over plain records:
 
 - :mod:`facecluster.records`   the face record and the one box convention
-- :mod:`facecluster.images`    finding photos in a folder and decoding them
+- :mod:`facecluster.images`    finding photos (and videos) in a folder and decoding photos
+- :mod:`facecluster.sources`   frames from videos: sampling, rotation, timing
 - :mod:`facecluster.encode`    detectors, encoders and the encoding run (workers, reuse)
 - :mod:`facecluster.store`     reading and writing the encodings file safely
-- :mod:`facecluster.clustering` grouping encodings into people
-- :mod:`facecluster.evaluation` scoring clusters against known identities
+- :mod:`facecluster.cluster`   grouping encodings into people: the methods and the kNN graph
+  they run on, and scoring clusters against known identities (``cluster.evaluation``)
 - :mod:`facecluster.present`   what people see, in one call: montages, windows,
   clusters.csv / clusters.json, person folders, the HTML gallery
+- :mod:`facecluster.files`     the one atomic writer;  :mod:`facecluster.cli` one-line errors, progress
 """
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""facecluster.evaluation on small examples whose scores are worked out by hand."""
+"""facecluster.cluster.evaluation on small examples whose scores are worked out by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from facecluster.evaluation import evaluate, format_report, read_labels
+from facecluster.cluster.evaluation import evaluate, format_report, read_labels
 
 # Clusters {0,1,2} = a,a,b   {3,4} = b,b   {5} = c (outlier)
 PRED = [0, 0, 0, 1, 1, -1]
@@ -178,7 +178,7 @@ def test_read_labels_on_real_lfw(lfw):
 
 
 def test_only_the_largest_face_of_a_photo_keeps_its_label():
-    from facecluster.evaluation import primary_face_labels
+    from facecluster.cluster.evaluation import primary_face_labels
 
     records = [
         {"imagePath": "a.jpg", "loc": (0, 10, 10, 0)},  # 100 px^2: a bystander

@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 
 from facecluster import store
-from facecluster.store import EncodingsError, dumps_encodings, load_encodings, save_encodings
+from facecluster.store import (EncodingsError, dumps_encodings, load_columns, load_encoding_columns, load_encodings,
+                               save_columns, save_encodings)
+
+LOADERS = [load_encodings, load_encoding_columns]
 
 
 def records(count: int = 3) -> list[dict]:
@@ -90,11 +93,12 @@ def test_refuses_builtins_eval(tmp_path: Path) -> None:
         (pickle.dumps([{"imagePath": 3, "loc": (0, 1, 1, 0), "encoding": np.zeros(128)}]), "imagePath"),
     ],
 )
-def test_damaged_files_give_one_clear_reason(tmp_path: Path, content: bytes, message: str) -> None:
+@pytest.mark.parametrize("load", LOADERS)
+def test_damaged_files_give_one_clear_reason(tmp_path: Path, content: bytes, message: str, load) -> None:
     path = tmp_path / "bad.pickle"
     path.write_bytes(content)
     with pytest.raises(EncodingsError, match=message):
-        load_encodings(path)
+        load(path)
 
 
 def test_truncated_file(tmp_path: Path) -> None:
@@ -104,23 +108,68 @@ def test_truncated_file(tmp_path: Path) -> None:
         load_encodings(path)
 
 
-def test_missing_file_and_folder(tmp_path: Path) -> None:
+@pytest.mark.parametrize("load", LOADERS)
+def test_missing_file_and_folder(tmp_path: Path, load) -> None:
     with pytest.raises(EncodingsError, match="no such file"):
-        load_encodings(tmp_path / "nope.pickle")
+        load(tmp_path / "nope.pickle")
     with pytest.raises(EncodingsError, match="folder"):
-        load_encodings(tmp_path)
+        load(tmp_path)
 
 
-def test_failed_write_leaves_the_previous_file_whole(tmp_path: Path, monkeypatch) -> None:
+def test_columns_hold_the_same_faces(tmp_path: Path) -> None:
     path = tmp_path / "encodings.pickle"
-    save_encodings(path, records(3))
-    before = path.read_bytes()
+    written = records(5)
+    save_encodings(path, written)
+    for dtype in (np.float32, np.float64):
+        columns = load_encoding_columns(path, dtype=dtype)
+        assert columns.paths == [r["imagePath"] for r in written]
+        assert columns.boxes.tolist() == [list(r["loc"]) for r in written]
+        assert columns.encodings.dtype == dtype and columns.encodings.shape == (5, 128)
+        assert np.allclose(columns.encodings, [r["encoding"] for r in written], atol=1e-6)
 
-    def crash(*args, **kwargs):
-        raise KeyboardInterrupt  # Ctrl-C arriving just before the rename
 
-    monkeypatch.setattr(store.os, "replace", crash)
-    with pytest.raises(KeyboardInterrupt):
-        save_encodings(path, records(50))
-    assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["encodings.pickle"]  # no temporary left behind
+def test_columns_never_hold_a_second_copy(tmp_path: Path) -> None:
+    """Loading records and stacking their encodings, the way a caller would,
+    keeps two copies; the column loader peaks no higher and keeps one (half
+    of it again with float32)."""
+    import tracemalloc
+
+    path = tmp_path / "encodings.pickle"
+    path.write_bytes(pickle.dumps(records(3000), protocol=4))
+    peak, kept = [], []
+    for load in (lambda: (load_encodings(path), np.asarray([r["encoding"] for r in load_encodings(path)])),
+                 lambda: load_encoding_columns(path, dtype=np.float64),
+                 lambda: load_encoding_columns(path)):
+        tracemalloc.start()
+        try:
+            result = load()
+            kept.append(tracemalloc.get_traced_memory()[0])
+            peak.append(tracemalloc.get_traced_memory()[1])
+            del result
+        finally:
+            tracemalloc.stop()
+    assert peak[1] <= 1.05 * peak[0], peak
+    assert kept[1] < 0.5 * kept[0] and kept[2] < 0.6 * kept[1], kept
+
+
+def test_columnar_store_round_trip_is_memory_mapped(tmp_path: Path) -> None:
+    path = tmp_path / "encodings.pickle"
+    save_encodings(path, records(6))
+    columns = load_encoding_columns(path)
+    save_columns(tmp_path / "store", columns)
+    opened = load_columns(tmp_path / "store")
+    assert isinstance(opened.encodings, np.memmap) and not opened.encodings.flags.writeable
+    assert opened.paths == columns.paths
+    assert np.array_equal(opened.boxes, columns.boxes) and np.array_equal(opened.encodings, columns.encodings)
+
+
+def test_columnar_store_errors(tmp_path: Path) -> None:
+    with pytest.raises(EncodingsError, match="encodings.npy is missing"):
+        load_columns(tmp_path)
+    columns = store.FaceColumns(["a.jpg", "b.jpg"], np.zeros((2, 4), np.int32), np.zeros((2, 128), np.float32))
+    save_columns(tmp_path / "s", columns)
+    (tmp_path / "s" / "paths.txt").write_text("a.jpg\n")
+    with pytest.raises(EncodingsError, match="does not add up: 1 paths"):
+        load_columns(tmp_path / "s")
+    with pytest.raises(EncodingsError, match="line break"):
+        save_columns(tmp_path / "t", store.FaceColumns(["a\nb.jpg"], columns.boxes[:1], columns.encodings[:1]))

@@ -1,0 +1,15 @@
+"""From encodings to people.
+
+- :mod:`facecluster.cluster.methods`     :func:`cluster_encodings`: dbscan, chinese-whispers,
+  agglomerative and hdbscan (:data:`RECOMMENDED_METHOD`), one call shape
+- :mod:`facecluster.cluster.density`     HDBSCAN on the graph with a ceiling (the recommended method)
+- :mod:`facecluster.cluster.graph`       the k-nearest-neighbour graph they all run on (exact, or a faiss inverted-file index)
+- :mod:`facecluster.cluster.memory`      the memory model and the limit a run must fit in
+- :mod:`facecluster.cluster.collapse`    :func:`looks_collapsed`, the check behind the collapse warning
+- :mod:`facecluster.cluster.evaluation`  pairwise / BCubed / NMI / ARI against known identities
+"""
+
+from .collapse import looks_collapsed
+from .methods import DEFAULTS, METHODS, RECOMMENDED_METHOD, check_params, cluster_encodings
+
+__all__ = ["DEFAULTS", "METHODS", "RECOMMENDED_METHOD", "check_params", "cluster_encodings", "looks_collapsed"]
