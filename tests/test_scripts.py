@@ -173,7 +173,7 @@ def test_cluster_errors(tmp_path: Path, kind: str, reason: str) -> None:
     (["--eps", "nan"], "eps must be a positive number, got nan"),
     (["--min-samples", "0"], "min_samples must be an integer >= 1, got 0"),
     (["-m", "chinese-whispers", "--threshold", "0"], "threshold must be a positive number, got 0.0"),
-    (["--threshold", "0.5"], "threshold applies to chinese-whispers and agglomerative; dbscan uses eps"),
+    (["--threshold", "0.5"], "threshold applies to chinese-whispers, agglomerative and hdbscan; dbscan uses eps"),
     (["--jobs", "0"], "jobs must be a non-zero integer"),
     (["--seed", "-3"], "seed must be a non-negative integer, got -3"),
     (["--min-cluster-size", "1"], "min_cluster_size must be an integer >= 2, got 1"),
