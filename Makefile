@@ -3,13 +3,14 @@ PY := .venv/bin/python
 FACES_DATA ?= $(wildcard ../shared/datasets)
 export FACES_DATA
 
-.PHONY: install demo dataset test bench quality clean help
+.PHONY: install demo dataset test bench quality verify clean help
 
 help:
 	@echo "make demo    install, build the sample dataset/, encode, cluster, write output/"
 	@echo "make test    install test tools and run the test suite"
 	@echo "make bench   encoding speed against the tutorial's loop (writes bench-results/)"
 	@echo "make quality clustering quality sweeps on LFW (writes benchmarks/results/)"
+	@echo "make verify  LFW verification, 10 folds, beside dlib's published 99.38%"
 
 .venv/.installed: requirements.txt requirements-nodeps.txt tools/install.sh
 	tools/install.sh
@@ -40,6 +41,9 @@ bench: .venv/.installed-dev
 
 quality: .venv/.installed-dev
 	$(PY) benchmarks/quality.py
+
+verify: .venv/.installed-dev
+	$(PY) benchmarks/lfw_verification.py
 
 clean:
 	rm -rf output encodings.pickle encodings.pickle.cache.sqlite* dataset/*.jpg dataset.key.csv
