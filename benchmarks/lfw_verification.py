@@ -16,7 +16,7 @@ is the face whose box centre is nearest the picture's centre: LFW's
 deep-funneled images are centred on the labelled face.  A pair with an image
 where no face was found counts as "different" (a miss on a same-person pair).
 
-Usage: ``benchmarks/lfw_verification.py [--all] [-d auto|hog|cnn]``; ``--all``
+Usage: ``benchmarks/lfw_verification.py [--all] [-d auto|hog|cnn] [--landmarks small|large]``; ``--all``
 encodes every LFW photo and also reports how many have a face.
 """
 
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from facecluster.encode.detectors import DETECTION_METHODS, choose_detector  # noqa: E402
-from facecluster.encode.encoders import choose_encoder  # noqa: E402
+from facecluster.encode.encoders import LANDMARK_MODELS, choose_encoder  # noqa: E402
 from facecluster.encode.pipeline import Method, encode_dataset, list_dataset  # noqa: E402
 from facecluster.images import Listing  # noqa: E402
 from facecluster.records import FaceRecord  # noqa: E402
@@ -119,13 +119,13 @@ def ten_fold(per_fold: list[tuple[np.ndarray, np.ndarray]]) -> tuple[list[float]
     return accuracies, thresholds
 
 
-def encode(lfw: Path, photos: list[str] | None, detection: str) -> tuple[list[FaceRecord], int, float]:
-    """Encode ``photos`` (relative to ``lfw``; ``None``: all of LFW) with the script's defaults.
+def encode(lfw: Path, photos: list[str] | None, detection: str, landmarks: str = "small") -> tuple[list[FaceRecord], int, float]:
+    """Encode ``photos`` (relative to ``lfw``; ``None``: all of LFW) as encode_faces.py would.
 
     Returns the face records, how many photos yielded no face, and the seconds taken.
     """
     detector, why = choose_detector(detection)
-    encoder, _ = choose_encoder("numpy", "small", 1)
+    encoder, _ = choose_encoder("numpy", landmarks, 1)
     print(f"[INFO] detection method: {detector.name} ({why})")
     if photos is None:
         listing = list_dataset(str(lfw))
@@ -139,7 +139,9 @@ def encode(lfw: Path, photos: list[str] | None, detection: str) -> tuple[list[Fa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="LFW verification (View 2, 10 folds) with encode_faces.py's defaults")
     parser.add_argument("-d", "--detection-method", default="auto", choices=DETECTION_METHODS)
+    parser.add_argument("--landmarks", choices=LANDMARK_MODELS, default="small", help="as encode_faces.py's")
     parser.add_argument("--all", action="store_true", help="encode all 13,233 LFW photos (not just the 7,701 in pairs)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"the results as JSON (default {RESULTS.relative_to(ROOT)})")
     args = parser.parse_args(argv)
     try:
         lfw = find_lfw()
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[ERROR] cannot read LFW or its pairs: {error}", file=sys.stderr)
         return 2
     in_pairs = sorted({photo for fold in folds for a, b, _ in fold for photo in (a, b)})
-    records, no_face, seconds = encode(lfw, None if args.all else in_pairs, args.detection_method)
+    records, no_face, seconds = encode(lfw, None if args.all else in_pairs, args.detection_method, args.landmarks)
     faces = central_faces(records, lfw)
     missing = [photo for photo in in_pairs if photo not in faces]
     per_fold = distances(folds, faces)
@@ -158,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     found = np.isfinite(dist)
     result = {
         "detection": args.detection_method,
+        "landmarks": args.landmarks,
         "ten_fold_accuracy": float(np.mean(accuracies)),
         "ten_fold_std": float(np.std(accuracies)),
         "thresholds": thresholds,
@@ -178,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pair images with no face: {len(missing)} of {len(in_pairs)} {missing[:5]}")
     if args.all:
         print(f"all of LFW: no face in {no_face} photo(s)")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
     return 0
 
 
