@@ -48,3 +48,22 @@ def test_ten_fold_learns_the_threshold_on_the_other_folds() -> None:
     accuracies, thresholds = lv.ten_fold(per_fold)
     assert all(0.5 < t < 0.7 for t in thresholds)
     assert accuracies == [pytest.approx(59 / 60)] * 10
+
+
+def test_pairs_are_fetched_once_and_checksum_checked(tmp_path: Path) -> None:
+    """Without a local copy, pairs.txt is downloaded (here from a file:// URL), kept only if its MD5 matches."""
+    from facecluster import sample_data
+
+    source = tmp_path / "official.txt"
+    source.write_text("1\t1\nAnn\t1\t2\nBob\t1\tCy\t1\n")
+    url, md5 = source.as_uri(), sample_data.md5_of(source)
+    target = tmp_path / "cache" / "lfw-pairs.txt"
+    assert sample_data.fetch_checked(url, md5, target) == target and target.read_text() == source.read_text()
+    source.write_text("tampered")
+    assert sample_data.fetch_checked(url, md5, target).read_text().startswith("1\t1")  # cached: not fetched again
+    with pytest.raises(RuntimeError, match="checksum mismatch"):
+        sample_data.fetch_checked(url, md5, tmp_path / "cache" / "other.txt")
+    assert not (tmp_path / "cache" / "other.txt").exists() and not (tmp_path / "cache" / "other.txt.part").exists()
+    (tmp_path / "lfw").mkdir()
+    (tmp_path / "lfw" / "pairs.txt").write_text("x")
+    assert sample_data.find_lfw_pairs(tmp_path / "lfw") == tmp_path / "lfw" / "pairs.txt"  # a local copy wins
