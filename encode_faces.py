@@ -28,7 +28,7 @@ ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("-i", "--dataset", required=True, help="path to input directory of faces + images")
 ap.add_argument("-e", "--encodings", required=True, help="path to serialized db of facial encodings")
 ap.add_argument("-d", "--detection-method", type=str, default="auto", choices=DETECTION_METHODS,
-                help="face detection model: hog, cnn, or auto (cnn when dlib has CUDA, else hog)")
+                help="face detection model: hog, cnn, or auto (cnn with CUDA; else hog, and cnn where hog finds no face)")
 ap.add_argument("-w", "--workers", type=int, default=0, help="worker processes (default 0: one per core)")
 ap.add_argument("--upsample", type=upsample_arg, default=None, metavar="auto|0..4",
                 help="times to upsample each photo before detection (default auto: by photo size)")

@@ -1,5 +1,5 @@
 """CNN face-detection speed: dlib-bin's ``cnn_face_detection_model_v1`` against
-facecluster.mmod_numpy, on one BLAS thread, in this one process.
+facecluster.encode.mmod_numpy, on one BLAS thread, in this one process.
 
 Cases (photos from ``$FACES_DATA``, else ``../shared/datasets``):
 
@@ -74,7 +74,7 @@ def main() -> None:
     import dlib
     from threadpoolctl import threadpool_limits
 
-    from facecluster import mmod_numpy as mn
+    from facecluster.encode import mmod_numpy as mn
 
     ref = dlib.cnn_face_detection_model_v1(mn.default_model_path())
     ours = mn.load_detector()

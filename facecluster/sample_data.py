@@ -29,6 +29,8 @@ from pathlib import Path
 
 LFW_URL = "http://vis-www.cs.umass.edu/lfw/lfw-deepfunneled.tgz"
 LFW_MD5 = "68331da3eb755a505a502b5aacb3c201"  # published beside the archive
+LFW_PAIRS_URL = "http://vis-www.cs.umass.edu/lfw/pairs.txt"  # View 2: 10 folds of 300 + 300 pairs
+LFW_PAIRS_MD5 = "9f1ba174e4e1c508ff7cdf10ac338a7d"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_LFW = PROJECT_ROOT.parent / "shared" / "datasets" / "lfw-deepfunneled"
 CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "facecluster"
@@ -44,25 +46,43 @@ def md5_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def fetch_checked(url: str, md5: str, target: Path, about: str = "") -> Path:
+    """``target``, downloaded from ``url`` once and kept only if its MD5 is ``md5``.
+
+    A file already there with the right checksum is not fetched again; a wrong
+    download raises :class:`RuntimeError` and leaves nothing behind.
+    """
+    if target.exists() and md5_of(target) == md5:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    print(f"[INFO] downloading {url}{about}...")
+    with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
+        shutil.copyfileobj(response, out, 1 << 20)
+    if md5_of(partial) != md5:
+        partial.unlink()
+        raise RuntimeError(f"{url}: checksum mismatch (expected MD5 {md5}); nothing was kept")
+    partial.replace(target)
+    return target
+
+
 def download_lfw(cache_dir: Path = CACHE_DIR, url: str = LFW_URL, md5: str = LFW_MD5) -> Path:
     """Fetch and unpack the official archive once; return its ``lfw-deepfunneled`` folder."""
     folder = cache_dir / "lfw-deepfunneled"
     if folder.is_dir():
         return folder
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    archive = cache_dir / "lfw-deepfunneled.tgz"
-    if not archive.exists() or md5_of(archive) != md5:
-        partial = archive.with_suffix(".tgz.part")
-        print(f"[INFO] downloading {url} (about 110 MB, once)...")
-        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
-            shutil.copyfileobj(response, out, 1 << 20)
-        if md5_of(partial) != md5:
-            partial.unlink()
-            raise RuntimeError(f"{url}: checksum mismatch (expected MD5 {md5}); nothing was kept")
-        partial.replace(archive)
+    archive = fetch_checked(url, md5, cache_dir / "lfw-deepfunneled.tgz", " (about 110 MB, once)")
     with tarfile.open(archive) as tar:
         tar.extractall(cache_dir, filter="data")
     return folder
+
+
+def find_lfw_pairs(lfw: Path, cache_dir: Path = CACHE_DIR) -> Path:
+    """LFW's verification pairs (``pairs.txt``): beside the photos, else the official file, cached."""
+    local = lfw / "pairs.txt"
+    if local.is_file():
+        return local
+    return fetch_checked(LFW_PAIRS_URL, LFW_PAIRS_MD5, cache_dir / "lfw-pairs.txt")
 
 
 def find_lfw() -> Path:

@@ -49,9 +49,9 @@ def test_settings_are_validated() -> None:
 @pytest.mark.parametrize(
     "cuda, requested, name, why",
     [
-        (False, "auto", "hog", "dlib has no CUDA here, and the CNN detector is slow on a CPU"),
+        (False, "auto", "hog+cnn", "dlib has no CUDA here: HOG, and dlib's CNN (with numpy) on photos where HOG finds no face"),
         (True, "auto", "cnn", "dlib was built with CUDA"),
-        (False, "cnn", "cnn", "asked for; dlib has no CUDA here, so expect about 22 s per photo on this CPU"),
+        (False, "cnn", "cnn-numpy", "asked for; dlib has no CUDA here, so dlib's CNN runs with numpy (same boxes, ~1 s per web photo)"),
         (True, "cnn", "cnn", "asked for"),
         (True, "hog", "hog", "asked for"),
     ],
@@ -60,11 +60,17 @@ def test_detector_choice_with_and_without_cuda(monkeypatch, cuda, requested, nam
     monkeypatch.setattr(detectors, "cuda_available", lambda: cuda)
     detector, said = choose_detector(requested, batch_size=8, upsample=0)
     assert (detector.name, said) == (name, why)
-    assert detector.cache_key() == f"{name}/up=0/max=2000/min=700"
+    scale_key = "up=0/max=2000/min=700/crop=112"
+    expected_key = f"hog+cnn/hog/{scale_key}/cnn-numpy/{scale_key}" if name == "hog+cnn" else f"{name}/{scale_key}"
+    assert detector.cache_key() == expected_key
     assert detector.photos_per_task == (8 if (name, cuda) == ("cnn", True) else 1)  # batches gain on CUDA only
-    slow = detectors.slow_on_this_machine(detector, photos=60, workers=2)
-    assert slow == ("CNN detection on the CPU: expect up to about 11 minutes for 60 photo(s) of web size; "
-                    "-d hog is far faster" if (name, cuda) == ("cnn", False) else None)
+    assert detectors.slow_on_this_machine(detector, photos=60, workers=2) is None  # the numpy CNN is not dlib's
+
+
+def test_dlibs_own_cnn_without_cuda_warns(monkeypatch) -> None:
+    monkeypatch.setattr(detectors, "cuda_available", lambda: False)
+    assert detectors.slow_on_this_machine(CnnDetector(), photos=60, workers=2) == (
+        "CNN detection on the CPU: expect up to about 11 minutes for 60 photo(s) of web size; -d hog is far faster")
 
 
 def test_jitters_run_dlibs_encoder_and_say_so() -> None:
@@ -74,7 +80,7 @@ def test_jitters_run_dlibs_encoder_and_say_so() -> None:
     encoder, _ = choose_encoder("numpy", "large", 1)
     assert isinstance(encoder, NumpyEncoder) and encoder.cache_key() == "jit=1/lm=large/enc=numpy"
     method = Method(HogDetector(), DlibEncoder("small", 2))
-    assert method.cache_key() == "v2/hog/up=None/max=2000/min=700/jit=2/lm=small/enc=dlib"
+    assert method.cache_key() == "v2/hog/up=None/max=2000/min=700/crop=112/jit=2/lm=small/enc=dlib"
 
 
 def test_same_boxes_and_encodings_as_face_recognition(lfw: Path) -> None:
@@ -154,7 +160,8 @@ def test_small_face_in_a_large_photo_is_found_on_a_second_look(lfw: Path) -> Non
     top, right, bottom, left = boxes[0]
     assert 480 < top < 600 and 700 <= left < 760
     assert HogDetector(upsample=0).retry_scale(1600, 1200) is None  # a fixed scale is obeyed
-    assert detector.retry_scale(250, 250) is None  # already at 2x
+    assert detector.retry_scale(250, 250) == 4.0  # a small photo, already at 2x, is seen at 4x
+    assert detector.retry_scale(400, 300) is None  # 1.75x, and 2x would hardly differ
 
 
 class _Found:

@@ -1,4 +1,4 @@
-"""facecluster.mmod_numpy runs dlib's CNN face detector with numpy.
+"""facecluster.encode.mmod_numpy runs dlib's CNN face detector with numpy.
 
 Every photo is compared with dlib's own ``cnn_face_detection_model_v1``: each
 face dlib finds must have one of ours with IoU >= 0.95 and a confidence within
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecluster import mmod_dat, mmod_numpy as mn
+from facecluster.encode import mmod_dat, mmod_numpy as mn
 from conftest import require
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +68,7 @@ def _assert_same(image: np.ndarray, upsample: int, dlib_cnn, detector) -> int:
 # --- no data needed ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", ["facecluster.mmod_dat", "facecluster.mmod_numpy"])
+@pytest.mark.parametrize("module", ["facecluster.encode.mmod_dat", "facecluster.encode.mmod_numpy"])
 def test_import_is_cheap(module):
     """Importing parses no model and pulls in neither dlib nor face_recognition_models."""
     probe = f"import sys, {module}; print(sorted(m for m in sys.modules if m.startswith(('dlib', 'face_rec'))))"

@@ -5,7 +5,7 @@ dlib's ``mmod_human_face_detector.dat`` network (King, "Max-Margin Object
 Detection", arXiv:1502.00046; dlib's examples/dnn_mmod_face_detection_ex.cpp).
 The ``dlib-bin`` wheel has no BLAS, so that takes ~2.5 s for a 250x250 photo
 upsampled once and ~20 s for a web photo.  This module evaluates the same
-weights (parsed by :mod:`facecluster.mmod_dat`) with float32 numpy matrix
+weights (parsed by :mod:`facecluster.encode.mmod_dat`) with float32 numpy matrix
 products and reproduces every step around the network from dlib's source:
 
 1. tools/python/src/cnn_face_detector.cpp: ``pyramid_up`` the image
@@ -40,7 +40,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from facecluster.mmod_dat import ConvLayer, MmodModel, parse
+from .mmod_dat import ConvLayer, MmodModel, parse
 
 __all__ = ["Detection", "MmodDetector", "default_model_path", "load_detector", "detect"]
 
@@ -61,7 +61,7 @@ class Detection(NamedTuple):
 
 def default_model_path() -> str:
     """``mmod_human_face_detector.dat`` from face_recognition_models."""
-    from facecluster.faces import _model_files
+    from .models import _model_files
 
     return _model_files().cnn_face_detector_model_location()
 

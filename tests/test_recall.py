@@ -1,0 +1,118 @@
+"""Finding the faces HOG misses on a CPU: the numpy CNN, ``-d auto``'s HOG-then-CNN, face crops.
+
+dlib's own CNN is slow without BLAS (~2.5 s per LFW photo at 2x), so the
+photos compared with it are few and small.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_script
+from facecluster.encode import detectors
+from facecluster.encode.detectors import CnnDetector, HogDetector, HogThenCnn, NumpyCnnDetector
+from facecluster.images import load_image
+
+IOU = 0.95
+LFW_PHOTOS = ["Aaron_Eckhart/Aaron_Eckhart_0001.jpg", "AJ_Cook/AJ_Cook_0001.jpg"]
+GLINT_CROP = "glint_aligned_crops/Barack Obama/102.png"
+
+
+def _iou(a: tuple, b: tuple) -> float:
+    """IoU of two inclusive ``(top, right, bottom, left)`` boxes."""
+    ih = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    iw = min(a[1], b[1]) - max(a[3], b[3]) + 1
+    if ih <= 0 or iw <= 0:
+        return 0.0
+    area = lambda r: (r[2] - r[0] + 1) * (r[1] - r[3] + 1)  # noqa: E731
+    return ih * iw / (area(a) + area(b) - ih * iw)
+
+
+def _same_boxes(ours: list, dlibs: list) -> None:
+    assert len(ours) == len(dlibs) >= 1, (ours, dlibs)
+    for box in dlibs:
+        assert max(_iou(box, mine) for mine in ours) >= IOU, (ours, dlibs)
+
+
+# --- no data needed ---------------------------------------------------------
+
+
+class _Fake:
+    """A detector stage that returns fixed boxes and counts its calls."""
+
+    def __init__(self, boxes: list) -> None:
+        self.boxes, self.calls = boxes, 0
+
+    def detect(self, rgb: np.ndarray) -> list:
+        self.calls += 1
+        return self.boxes
+
+
+def test_auto_pays_for_the_cnn_only_where_hog_finds_nothing() -> None:
+    rgb = np.zeros((50, 60, 3), np.uint8)
+    hog, cnn = _Fake([(1, 20, 20, 1)]), _Fake([(5, 30, 30, 5)])
+    assert HogThenCnn(hog, cnn).detect_batch([rgb]) == [[(1, 20, 20, 1)]]  # type: ignore[arg-type]
+    assert cnn.calls == 0
+    hog.boxes = []
+    assert HogThenCnn(hog, cnn).detect(rgb) == [(5, 30, 30, 5)]  # type: ignore[arg-type]
+    assert cnn.calls == 1
+
+
+def test_crop_look_maps_boxes_back_and_drops_mirrored_faces(monkeypatch) -> None:
+    """The padded look's boxes come back in the photo's pixels; a box centred in the mirrored border goes."""
+    pad = round(detectors.CROP_BORDER * detectors.CROP_SIDE)
+    side = detectors.CROP_SIDE
+    found = [(pad, pad + side - 1, pad + side - 1, pad), (0, pad - 1, pad - 1, 0)]  # the whole picture; the border
+    monkeypatch.setattr(NumpyCnnDetector, "_run", lambda self, image, upsample: found)
+    boxes = NumpyCnnDetector().crop_look(np.zeros((224, 224, 3), np.uint8))
+    assert boxes == [(0, 222, 222, 0)]  # 2x back to the 224 px photo
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 300, 3), (300, 2, 3), (7, 5, 3)])
+def test_tiny_and_thin_pictures_give_no_error(shape) -> None:
+    rgb = np.full(shape, 128, np.uint8)
+    assert HogDetector().detect(rgb) == []
+
+
+# --- real photos (FACES_DATA) ----------------------------------------------
+
+
+@pytest.mark.parametrize("name", LFW_PHOTOS)
+def test_numpy_cnn_detector_gives_dlibs_cnn_boxes(lfw: Path, name: str) -> None:
+    """Through the detector objects, at the scale encode_faces.py picks (2x for LFW's 250 px)."""
+    rgb = load_image(str(lfw / name)).rgb
+    _same_boxes(NumpyCnnDetector().detect(rgb), CnnDetector(batch_size=1).detect(rgb))
+
+
+def test_auto_finds_the_face_in_an_aligned_crop(faces_data: Path) -> None:
+    """A 112x112 aligned crop: the face fills the picture, HOG at 2x misses it, auto finds it."""
+    rgb = load_image(str(faces_data / GLINT_CROP)).rgb
+    assert HogDetector().look(rgb, 2.0) == []
+    boxes = HogThenCnn(HogDetector(), NumpyCnnDetector()).detect(rgb)
+    assert len(boxes) == 1
+    top, right, bottom, left = boxes[0]
+    assert bottom - top > 50 and right - left > 50  # a face that fills much of the picture
+
+
+def test_encode_faces_with_cnn_on_a_cpu(tmp_path: Path, lfw: Path) -> None:
+    """``-d cnn`` without CUDA runs the numpy CNN, says so, and finds dlib's CNN's faces."""
+    from facecluster.encode.models import cuda_available
+    from facecluster.store import load_encodings
+
+    if cuda_available():
+        pytest.skip("dlib has CUDA here: -d cnn runs dlib's own CNN")
+    dataset = tmp_path / "photos"
+    dataset.mkdir()
+    for name in LFW_PHOTOS:
+        (dataset / Path(name).name).symlink_to(lfw / name)
+    encodings = tmp_path / "enc.pickle"
+    proc = run_script("encode_faces.py", "-i", str(dataset), "-e", str(encodings), "-d", "cnn", "-w", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "detection method: cnn-numpy (asked for; dlib has no CUDA here" in proc.stdout
+    records = load_encodings(str(encodings))
+    for name in LFW_PHOTOS:
+        ours = [r["loc"] for r in records if Path(r["imagePath"]).name == Path(name).name]
+        _same_boxes(ours, CnnDetector(batch_size=1).detect(load_image(str(lfw / name)).rgb))
