@@ -94,7 +94,7 @@ def main() -> int:
     print("[INFO] serializing encodings...")
     save_encodings(args["encodings"], records)
     report.write_lists(summary, args["encodings"])
-    report.print_summary(summary, args["encodings"])
+    report.print_summary(summary, args["encodings"], detector.name)
     if args["dask"]:
         runner.close()
         print(runner.summary())

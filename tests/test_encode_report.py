@@ -45,3 +45,11 @@ def test_lists_of_an_earlier_run_do_not_linger(tmp_path: Path, capsys) -> None:
     assert list(tmp_path.iterdir()) == []
     out = capsys.readouterr().out
     assert "no face found" not in out and "[INFO] skipped," not in out
+
+
+def test_the_no_face_hint_names_what_has_not_run_yet(tmp_path: Path, capsys) -> None:
+    encodings = str(tmp_path / "enc.pickle")
+    report.print_summary(summary_of(no_face=1, skipped=0), encodings, "hog+cnn")
+    out = capsys.readouterr().out
+    assert "--upsample 2 may find smaller faces in them" in out
+    assert "-d cnn" not in out

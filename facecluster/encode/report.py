@@ -62,8 +62,12 @@ def warn_skipped(summary: RunSummary, encodings_path: str) -> None:
                     f"{display_path(skipped_list_path(encodings_path))}")
 
 
-def print_summary(summary: RunSummary, encodings_path: str) -> None:
-    """The closing lines on stdout: counts, skips by category, the photos with no face."""
+def print_summary(summary: RunSummary, encodings_path: str, detector: str = "hog") -> None:
+    """The closing lines on stdout: counts, skips by category, the photos with no face.
+
+    ``detector`` is the name of the detector that ran, for the hint on what
+    might still find faces in the face-less photos.
+    """
     print(f"[INFO] {summary.images} images, {summary.faces} faces, {len(summary.no_face)} images with no face, "
           f"{len(summary.skipped)} skipped, {summary.seconds:.1f} seconds")
     print(f"[INFO] {summary.reused} results reused from earlier runs, {summary.encoded} images encoded now")
@@ -73,10 +77,17 @@ def print_summary(summary: RunSummary, encodings_path: str) -> None:
         print(f"[INFO] skipped photos and why: {display_path(skipped_list_path(encodings_path))}")
     if summary.no_face:
         print(f"[INFO] no face found in {len(summary.no_face)} images (all listed in "
-              f"{display_path(no_face_list_path(encodings_path))}; -d cnn may find faces in them):")
+              f"{display_path(no_face_list_path(encodings_path))}; {_no_face_hint(detector)}):")
         for path in summary.no_face[:SHOWN]:
             print(f"[INFO]   {display_path(path)}")
         if len(summary.no_face) > SHOWN:
             print(f"[INFO]   ... and {len(summary.no_face) - SHOWN} more")
     if summary.ignored:
         print(f"[INFO] {summary.ignored} other files (not images) ignored")
+
+
+def _no_face_hint(detector: str) -> str:
+    # Only HOG leaves faces the CNN would find; after the CNN, only smaller faces remain.
+    if detector == "hog":
+        return "-d cnn may find faces in them"
+    return "--upsample 2 may find smaller faces in them"
