@@ -80,7 +80,7 @@ def test_jitters_run_dlibs_encoder_and_say_so() -> None:
     encoder, _ = choose_encoder("numpy", "large", 1)
     assert isinstance(encoder, NumpyEncoder) and encoder.cache_key() == "jit=1/lm=large/enc=numpy"
     method = Method(HogDetector(), DlibEncoder("small", 2))
-    assert method.cache_key() == "v2/hog/up=None/max=2000/min=700/crop=112/jit=2/lm=small/enc=dlib"
+    assert method.cache_key() == "v3/hog/up=None/max=2000/min=700/crop=112/jit=2/lm=small/enc=dlib"
 
 
 def test_same_boxes_and_encodings_as_face_recognition(lfw: Path) -> None:

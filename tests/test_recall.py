@@ -71,6 +71,16 @@ def test_crop_look_maps_boxes_back_and_drops_mirrored_faces(monkeypatch) -> None
     assert boxes == [(0, 222, 222, 0)]  # 2x back to the 224 px photo
 
 
+@pytest.mark.parametrize("shape", [(360, 640, 3), (1280, 720, 3), (700, 700, 3)])
+def test_no_crop_look_where_the_picture_is_not_shaped_like_a_face_crop(monkeypatch, shape) -> None:
+    """A wide video frame or a large photo: the crop look's finds there were false faces."""
+    pad = round(detectors.CROP_BORDER * detectors.CROP_SIDE)
+    middle = [(pad + 10, pad + 60, pad + 60, pad + 10)]
+    monkeypatch.setattr(NumpyCnnDetector, "_run", lambda self, image, upsample: middle)
+    assert NumpyCnnDetector().crop_look(np.zeros(shape, np.uint8)) == []
+    assert NumpyCnnDetector().crop_look(np.zeros((250, 200, 3), np.uint8)) != []
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 3), (1, 300, 3), (300, 2, 3), (7, 5, 3)])
 def test_tiny_and_thin_pictures_give_no_error(shape) -> None:
     rgb = np.full(shape, 128, np.uint8)

@@ -44,6 +44,18 @@ RETRY_MAX_SIDE = 4096  # the largest copy a face-less photo is searched again at
 # (side 160 or 224 found no more and cost 2-7x more).
 CROP_SIDE = 112
 CROP_BORDER = 0.25
+# Only a picture shaped like a face crop gets that look: near square and small
+# (aligned sets are 112-250 px, thumbnails a few hundred).  A wide video frame or
+# a large photo with no face found is not one, and there the look's only finds
+# were false (a dark stage background in a 640x360 frame).
+CROP_MAX_SIDE = 600
+CROP_MAX_ASPECT = 1.5
+
+
+def could_be_a_face_crop(width: int, height: int) -> bool:
+    """Whether a ``width`` x ``height`` picture is shaped like a face crop (see ``CROP_MAX_SIDE``)."""
+    long_side, short_side = max(width, height), max(1, min(width, height))
+    return long_side <= CROP_MAX_SIDE and long_side / short_side <= CROP_MAX_ASPECT
 
 
 class Detector(Protocol):
@@ -178,6 +190,8 @@ class DlibDetector:
         """
         import cv2
 
+        if not could_be_a_face_crop(rgb.shape[1], rgb.shape[0]):
+            return []
         factor = CROP_SIDE / max(rgb.shape[0], rgb.shape[1], 1)
         small = _resized(rgb, factor)
         height, width = small.shape[:2]

@@ -32,7 +32,7 @@ from .encoders import Encoder
 
 # Part of the key under which results are reused: bump it whenever a change
 # would find or encode faces differently, so old results are redone.
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3
 
 # A worker died on this photo.  Not kept between runs: the cause may have been
 # passing (the system ran out of memory), so the next run tries it again.
