@@ -125,7 +125,8 @@ def _read_head(path: str) -> bytes:
         return handle.read(512)  # enough for a video's signature too (MPEG-TS: two 188-byte packets)
 
 
-def _skipped_for_oserror(error: OSError) -> ImageSkipped:
+def skipped_for_oserror(error: OSError) -> ImageSkipped:
+    """The skip (reason, category) for an OS error met reading a photo; shared with the Dask runner."""
     if isinstance(error, PermissionError):
         return ImageSkipped("permission denied", "unreadable")
     if error.errno == errno.ELOOP:
@@ -154,7 +155,7 @@ def classify_file(path: str) -> str | None:
         info = os.stat(path)  # follows links: a dangling one raises here
     except OSError as error:
         if os.path.islink(path) or named_like_image:
-            raise _skipped_for_oserror(error) from None
+            raise skipped_for_oserror(error) from None
         return "ignore"
     if not stat.S_ISREG(info.st_mode):
         if named_like_image:
@@ -168,7 +169,7 @@ def classify_file(path: str) -> str | None:
         head = _read_head(path)
     except OSError as error:
         if named_like_image:
-            raise _skipped_for_oserror(error) from None
+            raise skipped_for_oserror(error) from None
         return "ignore"
     if sniff_format(head) is None and sniff_video(head):
         return "video"
@@ -192,13 +193,13 @@ def list_images(root: str) -> Listing:
     seen_dirs: set[tuple[int, int]] = set()
 
     def walk_error(error: OSError) -> None:
-        listing.skipped.append(_skip(error.filename or root, _skipped_for_oserror(error)))
+        listing.skipped.append(_skip(error.filename or root, skipped_for_oserror(error)))
 
     for folder, dirnames, filenames in os.walk(root, followlinks=True, onerror=walk_error):
         try:
             info = os.stat(folder)
         except OSError as error:
-            listing.skipped.append(_skip(folder, _skipped_for_oserror(error)))
+            listing.skipped.append(_skip(folder, skipped_for_oserror(error)))
             dirnames[:] = []
             continue
         key = (info.st_dev, info.st_ino)
@@ -281,7 +282,7 @@ def load_image(path: str, max_pixels: int = MAX_DECODE_PIXELS) -> LoadedImage:
         raise ImageSkipped("out of memory while decoding", "out of memory", passing=True) from None
     except OSError as error:
         if error.errno is not None:
-            raise _skipped_for_oserror(error) from None
+            raise skipped_for_oserror(error) from None
         raise ImageSkipped(f"corrupt or truncated image: {error}", "corrupt") from None
     except (ValueError, SyntaxError, EOFError) as error:
         raise ImageSkipped(f"corrupt image: {type(error).__name__}: {error}", "corrupt") from None

@@ -25,7 +25,7 @@ from typing import Callable, Iterator
 
 from ..cache import PhotoResult
 from ..images import Listing, display_path
-from ..images import _skipped_for_oserror as skipped_for_oserror
+from ..images import skipped_for_oserror
 from .pipeline import CRASHED, Method
 
 PHOTO_MODES = ("auto", "shared", "send")
