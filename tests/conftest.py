@@ -56,6 +56,17 @@ def require(module: str):
     return pytest.importorskip(module)
 
 
+def inclusive_iou(a: tuple, b: tuple) -> float:
+    """Intersection over union of two ``(top, right, bottom, left)`` boxes whose
+    right and bottom pixels are inside (dlib's rectangles), as detector tests compare them."""
+    ih = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    iw = min(a[1], b[1]) - max(a[3], b[3]) + 1
+    if ih <= 0 or iw <= 0:
+        return 0.0
+    area = lambda r: (r[2] - r[0] + 1) * (r[1] - r[3] + 1)  # noqa: E731
+    return ih * iw / (area(a) + area(b) - ih * iw)
+
+
 def run_script(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run one of the project's scripts the way a user would, capturing output."""
     full_env = dict(os.environ)

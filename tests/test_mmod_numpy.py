@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from facecluster.encode import mmod_dat, mmod_numpy as mn
-from conftest import require
+from conftest import inclusive_iou, require
 
 ROOT = Path(__file__).resolve().parent.parent
 IOU = 0.95
@@ -36,14 +36,8 @@ def detector():
 
 
 def _iou(a: tuple, b: tuple) -> float:
-    """Standard IoU of two inclusive (left, top, right, bottom) boxes."""
-    iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    area = lambda r: (r[2] - r[0] + 1) * (r[3] - r[1] + 1)  # noqa: E731
-    return inter / (area(a) + area(b) - inter)
+    """IoU of two inclusive ``(left, top, right, bottom)`` boxes (this module's order)."""
+    return inclusive_iou((a[1], a[2], a[3], a[0]), (b[1], b[2], b[3], b[0]))
 
 
 def _load(path: Path) -> np.ndarray:

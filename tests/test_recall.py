@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_script
+from conftest import inclusive_iou, run_script
 from facecluster.encode import detectors
 from facecluster.encode.detectors import CnnDetector, HogDetector, HogThenCnn, NumpyCnnDetector
 from facecluster.images import load_image
@@ -21,20 +21,10 @@ LFW_PHOTOS = ["Aaron_Eckhart/Aaron_Eckhart_0001.jpg", "AJ_Cook/AJ_Cook_0001.jpg"
 GLINT_CROP = "glint_aligned_crops/Barack Obama/102.png"
 
 
-def _iou(a: tuple, b: tuple) -> float:
-    """IoU of two inclusive ``(top, right, bottom, left)`` boxes."""
-    ih = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    iw = min(a[1], b[1]) - max(a[3], b[3]) + 1
-    if ih <= 0 or iw <= 0:
-        return 0.0
-    area = lambda r: (r[2] - r[0] + 1) * (r[1] - r[3] + 1)  # noqa: E731
-    return ih * iw / (area(a) + area(b) - ih * iw)
-
-
 def _same_boxes(ours: list, dlibs: list) -> None:
     assert len(ours) == len(dlibs) >= 1, (ours, dlibs)
     for box in dlibs:
-        assert max(_iou(box, mine) for mine in ours) >= IOU, (ours, dlibs)
+        assert max(inclusive_iou(box, mine) for mine in ours) >= IOU, (ours, dlibs)
 
 
 # --- no data needed ---------------------------------------------------------
