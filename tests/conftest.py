@@ -23,7 +23,7 @@ def _faces_data() -> Path:
     value = os.environ.get("FACES_DATA")
     if not value:
         pytest.skip("FACES_DATA is not set: real-face tests need ../shared/datasets")
-    path = Path(value)
+    path = Path(value).resolve()  # make test passes ../shared/datasets: tests link to it from elsewhere
     if not (path / "lfw-deepfunneled").is_dir():
         pytest.fail(f"FACES_DATA={value} is set but holds no lfw-deepfunneled/ folder")
     return path
