@@ -42,6 +42,7 @@ from facecluster.sample_data import find_lfw, find_lfw_pairs  # noqa: E402
 DLIB_PUBLISHED = 0.9938  # dlib_face_recognition_resnet_model_v1 on LFW View 2
 FR_THRESHOLD = 0.6  # face_recognition's default tolerance
 CACHE = ROOT / ".cache" / "lfw-verify"
+ALL_LFW_CACHE = ROOT / ".cache" / "quality" / "lfw-deepfunneled.pickle"
 RESULTS = ROOT / "benchmarks" / "results" / "lfw_verification.json"
 
 Pair = tuple[str, str, bool]  # two photo paths relative to the LFW folder, same person?
@@ -131,8 +132,10 @@ def encode(lfw: Path, photos: list[str] | None, detection: str, landmarks: str =
         listing = list_dataset(str(lfw))
     else:
         listing = Listing(images=[str(lfw / photo) for photo in photos])
-    CACHE.mkdir(parents=True, exist_ok=True)
-    records, summary = encode_dataset(listing, str(CACHE / "encodings.pickle"), Method(detector, encoder))
+    # All of LFW shares make quality's cache (rows are kept per detector and landmarks).
+    encodings = ALL_LFW_CACHE if photos is None else CACHE / "encodings.pickle"
+    encodings.parent.mkdir(parents=True, exist_ok=True)
+    records, summary = encode_dataset(listing, str(encodings), Method(detector, encoder))
     return records, len(summary.no_face), summary.seconds
 
 

@@ -86,15 +86,15 @@ def lfw_subset(lfw_root: str, subset: str) -> list[str]:
 
 def load_or_encode(cache: str, image_paths: list[str]) -> tuple[list[dict], float]:
     """Records for ``image_paths`` with their encoding time, as encode_faces.py
-    makes them.  Results are kept beside ``cache`` (its ``.cache.sqlite``), so
-    only the first run pays for encoding."""
-    from facecluster.encode.detectors import HogDetector
-    from facecluster.encode.encoders import NumpyEncoder
+    makes them with its defaults (``-d auto``).  Results are kept beside
+    ``cache`` (its ``.cache.sqlite``), so only the first run pays for encoding."""
+    from facecluster.encode.detectors import choose_detector
+    from facecluster.encode.encoders import choose_encoder
     from facecluster.encode.pipeline import Method, encode_dataset
     from facecluster.images import Listing
 
     os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)
-    records, summary = encode_dataset(Listing(images=sorted(image_paths)), cache, Method(HogDetector(), NumpyEncoder()),
+    records, summary = encode_dataset(Listing(images=sorted(image_paths)), cache, Method(choose_detector("auto")[0], choose_encoder("numpy")[0]),
                                       on_result=lambda result, reused: None)
     print(f"[INFO] {summary.images} images, {summary.faces} faces ({summary.reused} reused, "
           f"{summary.encoded} encoded) in {summary.seconds:.0f} s", file=sys.stderr)
