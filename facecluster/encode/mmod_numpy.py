@@ -39,7 +39,7 @@ The convolutions, where all the time goes, have two backends:
 
 The score maps of the two agree to ~5e-6 and the boxes are identical.  One
 thread, against dlib-bin (benchmarks/cnn_speed.py, docs/detection.md):
-onnxruntime 16-19x, numpy 8-11x; onnxruntime is 1.7-2.2x the numpy path.
+onnxruntime 16-21x, numpy 8-11x; onnxruntime is 1.7-2.2x the numpy path.
 The same graph in OpenCV's DNN module (``cv2.dnn.readNetFromONNX``, one
 thread) was tried too: 0.9-1.2x the numpy path, so it is not used.
 
@@ -59,7 +59,7 @@ import numpy as np
 
 from .mmod_dat import ConvLayer, MmodModel, parse
 
-__all__ = ["Detection", "MmodDetector", "default_model_path", "load_detector", "detect"]
+__all__ = ["BACKENDS", "Detection", "MmodDetector", "default_backend", "default_model_path", "load_detector", "detect"]
 
 _PYRAMID_RATE = 5 / 6  # pyramid_down<6>
 _MIN_LEVEL_HEIGHT = 5  # compute_tiled_image_pyramid_details stops below this
@@ -444,8 +444,9 @@ class _OrtNetwork:
         return x.transpose(1, 2, 0)
 
 
-def _default_backend() -> str:
-    """onnxruntime where it (and onnx, which builds its graph) can be imported, else numpy."""
+def default_backend() -> str:
+    """onnxruntime where it (and onnx, which builds its graph) can be imported, else
+    numpy; finding them imports neither."""
     import importlib.util
 
     found = all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
@@ -469,7 +470,7 @@ class MmodDetector:
     """
 
     def __init__(self, model_path: str | os.PathLike | None = None, backend: str | None = None, threads: int = 1) -> None:
-        backend = backend or _default_backend()
+        backend = backend or default_backend()
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
         path = os.fspath(model_path) if model_path is not None else default_model_path()
