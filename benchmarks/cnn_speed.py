@@ -1,5 +1,6 @@
 """CNN face-detection speed: dlib-bin's ``cnn_face_detection_model_v1`` against
-facecluster.encode.mmod_numpy, on one BLAS thread, in this one process.
+facecluster.encode.mmod_numpy's backends (onnxruntime, numpy), on one thread,
+in this one process.
 
 Cases (photos from ``$FACES_DATA``, else ``../shared/datasets``):
 
@@ -9,13 +10,15 @@ Cases (photos from ``$FACES_DATA``, else ``../shared/datasets``):
   at upsample 0;
 - ``crop112 up1`` / ``up2``: a 112x112 aligned crop.
 
-Rounds interleave dlib and ours so machine noise hits both alike; prints the
-median (min, max) seconds per call, the speed-up, and whether the boxes were
-identical.  dlib is slow (seconds per call), so keep ``--rounds`` small.
+Rounds interleave dlib and each backend so machine noise hits all alike;
+prints the median (min, max) seconds per call, each backend's speed-up over
+dlib (and onnxruntime's over numpy), whether the boxes were identical to
+dlib's, and the load average.  dlib is slow (seconds per call), so keep
+``--rounds`` small.
 
 Usage::
 
-    python benchmarks/cnn_speed.py [--rounds 3] [--threads 1]
+    python benchmarks/cnn_speed.py [--rounds 3] [--threads 1] [--backends onnxruntime,numpy]
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--backends", default=",".join(("onnxruntime", "numpy")))
     args = parser.parse_args()
 
     import dlib
@@ -77,23 +81,34 @@ def main() -> None:
     from facecluster.encode import mmod_numpy as mn
 
     ref = dlib.cnn_face_detection_model_v1(mn.default_model_path())
-    ours = mn.load_detector()
+    ours = {b: mn.MmodDetector(backend=b, threads=args.threads) for b in args.backends.split(",")}
     images = [(label, _load(_data_root() / rel), up) for label, rel, up in CASES]
-    times: dict[str, tuple[list, list]] = {label: ([], []) for label, _, _ in CASES}
-    same = True
+    times: dict[str, dict[str, list]] = {label: {name: [] for name in ["dlib", *ours]} for label, _, _ in CASES}
+    same = {name: True for name in ours}
+    loads = [os.getloadavg()[0]]
     with threadpool_limits(args.threads):
         for label, img, up in images:  # warm-up, and the boxes check
             a = _boxes_dlib(ref(img, up))
-            same &= a == [d[:4] for d in ours(img, up)]
+            for name, det in ours.items():
+                same[name] &= a == [d[:4] for d in det(img, up)]
         for _ in range(args.rounds):
             for label, img, up in images:
-                times[label][0].append(_timed(ref, img, up)[0])
-                times[label][1].append(_timed(ours, img, up)[0])
-    print(f"threads={args.threads} rounds={args.rounds} boxes identical: {same}")
-    print(f"{'case':18} {'dlib s (min-max)':>24} {'numpy s (min-max)':>24} {'speed-up':>9}")
-    for label, (d, n) in times.items():
-        md, mnp = statistics.median(d), statistics.median(n)
-        print(f"{label:18} {md:8.3f} ({min(d):.3f}-{max(d):.3f}) {mnp:10.4f} ({min(n):.4f}-{max(n):.4f}) {md / mnp:8.1f}x")
+                times[label]["dlib"].append(_timed(ref, img, up)[0])
+                for name, det in ours.items():
+                    times[label][name].append(_timed(det, img, up)[0])
+            loads.append(os.getloadavg()[0])
+    print(f"threads={args.threads} rounds={args.rounds} load (1-min avg) {min(loads):.1f}-{max(loads):.1f}")
+    print("boxes identical to dlib's: " + ", ".join(f"{name} {ok}" for name, ok in same.items()))
+    print(f"{'case':18} {'dlib s (min-max)':>24}" + "".join(f" {name + ' s (min-max)':>28} {'vs dlib':>8}" for name in ours))
+    for label, t in times.items():
+        md = statistics.median(t["dlib"])
+        row = f"{label:18} {md:8.3f} ({min(t['dlib']):.3f}-{max(t['dlib']):.3f})"
+        for name in ours:
+            m = statistics.median(t[name])
+            row += f" {m:12.4f} ({min(t[name]):.4f}-{max(t[name]):.4f}) {md / m:7.1f}x"
+        if {"onnxruntime", "numpy"} <= ours.keys():
+            row += f"  onnxruntime/numpy {statistics.median(t['numpy']) / statistics.median(t['onnxruntime']):.2f}x"
+        print(row)
 
 
 if __name__ == "__main__":

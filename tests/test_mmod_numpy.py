@@ -1,10 +1,12 @@
-"""facecluster.encode.mmod_numpy runs dlib's CNN face detector with numpy.
+"""facecluster.encode.mmod_numpy runs dlib's CNN face detector with onnxruntime (or numpy).
 
 Every photo is compared with dlib's own ``cnn_face_detection_model_v1``: each
 face dlib finds must have one of ours with IoU >= 0.95 and a confidence within
 1e-3, and we may find nothing more.  In practice boxes are identical and
-confidences agree to ~1e-5.  dlib's CNN is slow without BLAS (~2.5 s per LFW
-photo at upsample 1), so the photos are few and small.
+confidences agree to ~1e-5.  dlib's CNN is slow without BLAS (~1.5 s per LFW
+photo at upsample 1), so the photos are few and small.  The default backend
+(onnxruntime) is the one compared with dlib; the numpy fallback is compared
+with it, score map against score map.
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ def _assert_same(image: np.ndarray, upsample: int, dlib_cnn, detector) -> int:
 
 @pytest.mark.parametrize("module", ["facecluster.encode.mmod_dat", "facecluster.encode.mmod_numpy"])
 def test_import_is_cheap(module):
-    """Importing parses no model and pulls in neither dlib nor face_recognition_models."""
-    probe = f"import sys, {module}; print(sorted(m for m in sys.modules if m.startswith(('dlib', 'face_rec'))))"
+    """Importing parses no model and pulls in neither dlib, face_recognition_models nor onnx(runtime)."""
+    probe = f"import sys, {module}; print(sorted(m for m in sys.modules if m.startswith(('dlib', 'face_rec', 'onnx'))))"
     if module.endswith("numpy"):
         probe += f"; print({module}._detector_at.cache_info().currsize)"
     proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -77,6 +79,45 @@ def test_import_is_cheap(module):
 def test_model_is_parsed_once(detector):
     assert mn.load_detector() is detector
     assert mn.load_detector(detector.model_path) is detector
+
+
+def test_default_backend_is_onnxruntime_on_one_thread(detector):
+    """onnxruntime is a pinned dependency; its session is made with one thread
+    (worker processes run one per core), whatever numpy's BLAS setting."""
+    assert detector.backend == "onnxruntime"
+    options = detector._p.network.body.session.get_session_options()
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
+    assert mn.MmodDetector(detector.model_path, threads=2)._p.network.body.session.get_session_options().intra_op_num_threads == 2
+    with pytest.raises(ValueError):
+        mn.MmodDetector(detector.model_path, backend="tensorflow")
+
+
+@pytest.fixture(scope="module")
+def numpy_detector(detector):
+    return mn.MmodDetector(detector.model_path, backend="numpy")
+
+
+def _assert_same_scores(image: np.ndarray, detector, numpy_detector) -> None:
+    got, rects = detector.scores(image)
+    ref, ref_rects = numpy_detector.scores(image)
+    assert rects == ref_rects
+    assert got.shape == ref.shape
+    if ref.size:
+        assert float(np.abs(got - ref).max()) <= 1e-4
+
+
+def test_numpy_backend_gives_the_same_scores(detector, numpy_detector):
+    rng = np.random.default_rng(1)
+    for shape in [(90, 120), (61, 47), (200, 150)]:
+        _assert_same_scores(rng.integers(0, 256, (*shape, 3), dtype=np.uint8), detector, numpy_detector)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 3), (8, 8), (9, 30), (30, 30)])
+def test_tiny_images(detector, numpy_detector, shape):
+    """Images so small that some layer has no output give an empty score map, not an error."""
+    image = np.full((*shape, 3), 100, np.uint8)
+    _assert_same_scores(image, detector, numpy_detector)
+    assert detector(image) == []
 
 
 def test_model_contents(detector):
@@ -134,6 +175,14 @@ GLINT = ["Barack Obama/102.png", "Barack Obama/107.png"]
 @pytest.mark.parametrize("name", LFW)
 def test_matches_dlib_on_lfw_upsample_1(lfw, name, dlib_cnn, detector):
     assert _assert_same(_load(lfw / name), 1, dlib_cnn, detector) >= 1
+
+
+def test_numpy_backend_gives_the_same_scores_and_boxes_on_photos(lfw, fr_examples, detector, numpy_detector):
+    for image, upsample in [(_load(lfw / LFW[0]), 1), (_load(fr_examples / EXAMPLES[0]), 0)]:
+        _assert_same_scores(image, detector, numpy_detector)
+        got, ref = detector(image, upsample), numpy_detector(image, upsample)
+        assert [d[:4] for d in got] == [d[:4] for d in ref]
+        assert np.allclose([d.confidence for d in got], [d.confidence for d in ref], atol=1e-4)
 
 
 def test_matches_dlib_on_example_photos_upsample_0(fr_examples, dlib_cnn, detector):

@@ -58,7 +58,9 @@ fi
 # build above) already provides the module.
 $PIP install --no-deps -r requirements-nodeps.txt
 
-# Prove the models load (this is where a missing pkg_resources used to bite).
+# Prove the models load (this is where a missing pkg_resources used to bite), and
+# say what runs the CNN detector on a CPU (onnxruntime; numpy where it is missing).
 $VENV/bin/python -c 'from facecluster.encode.detectors import choose_detector; from facecluster.encode.encoders import choose_encoder; from facecluster.encode.models import cuda_available
+from facecluster.encode.mmod_numpy import load_detector
 for stage, _ in (choose_detector("auto"), choose_encoder("numpy", "small", 1)): stage.preload()
-print("[INFO] face models ready; dlib CUDA:", cuda_available())'
+print("[INFO] face models ready; dlib CUDA:", cuda_available(), "; CPU CNN backend:", load_detector().backend)'
