@@ -22,17 +22,17 @@ ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("-e", "--encodings", required=True, help="path to serialized db of facial encodings")
 ap.add_argument("-j", "--jobs", type=int, default=-1, help="# of parallel jobs to run (-1 will use all CPUs)")
 ap.add_argument("-m", "--method", choices=METHODS, default="dbscan",
-                help=f"clustering method (default dbscan, as in the tutorial; {RECOMMENDED_METHOD} adapts to "
-                     "the collection and is recommended for anything past a few hundred faces)")
+                help=f"clustering method (default dbscan, as in the tutorial; {RECOMMENDED_METHOD} reads the "
+                     "collection and needs no threshold: recommended)")
 ap.add_argument("--eps", type=float, default=DEFAULTS["dbscan"]["eps"], help="DBSCAN neighbourhood radius")
 ap.add_argument("--min-samples", type=int, default=DEFAULTS["dbscan"]["min_samples"],
                 help="DBSCAN: faces needed to form a cluster")
 ap.add_argument("-t", "--threshold", type=float, default=None,
-                help="chinese-whispers / agglomerative distance threshold, hdbscan's ceiling (default: "
+                help="chinese-whispers / agglomerative distance threshold, hdbscan's ceiling; adaptive sets its own (default: "
                      + ", ".join(f"{m} {d['threshold']}" for m, d in DEFAULTS.items() if "threshold" in d) + ")")
 ap.add_argument("--min-cluster-size", type=int, default=None,
                 help="smaller clusters count as unknown faces (default: 3 for chinese-whispers, "
-                     "agglomerative and hdbscan, 2 for dbscan)")
+                     "agglomerative and hdbscan, 2 for dbscan and adaptive)")
 ap.add_argument("--seed", type=int, default=0, help="seed for the montage sampling and chinese-whispers")
 ap.add_argument("-o", "--output", default=None,
                 help="write montages, clusters.csv, clusters.json and index.html here (default without a display: output)")
@@ -72,7 +72,8 @@ def main() -> int:
                     "every face will be an outlier")
     labels = cluster_encodings(encodings, args["method"], eps=args["eps"], min_samples=args["min_samples"],
                                threshold=args["threshold"], seed=args["seed"], jobs=args["jobs"],
-                               min_cluster_size=args["min_cluster_size"])
+                               min_cluster_size=args["min_cluster_size"],
+                               explain=lambda choice: print(f"[INFO] {args['method']}: {choice}"))
 
     # determine the total number of unique faces found in the dataset
     labelIDs = np.unique(labels)

@@ -201,7 +201,7 @@ def test_agglomerative_refuses_when_memory_would_not_fit(monkeypatch):
     X, _ = blobs([5, 5])
     monkeypatch.setattr(memory, "memory_limit_bytes", lambda: 10_000)
     with pytest.raises(ValueError, match=r"agglomerative clustering of 10 faces \(5 linked within 0.55\) would need "
-                       r"about \d+ KB of memory \(limit 10 KB, .*\); use method 'hdbscan'"):
+                       r"about \d+ KB of memory \(limit 10 KB, .*\); use method 'adaptive'"):
         cluster_encodings(X, "agglomerative")
     monkeypatch.setattr(memory, "memory_limit_bytes", lambda: None)  # unknown: no limit
     assert same_partition(cluster_encodings(X, "agglomerative"), [0] * 5 + [1] * 5)
@@ -349,7 +349,9 @@ def test_hdbscan_ceiling_keeps_far_apart_people_apart(faces_data, tmp_path):
     """five_celebs (5 people photographed across decades), every face scored
     as its folder's person: plain HDBSCAN on the graph merges people
     (pairwise F1 0.56 measured, largest-face rule); the ceiling keeps them
-    apart (0.966)."""
+    apart (0.966).  The recommended method reads the set as uncrowded and
+    runs chinese whispers near 0.6, where no fixed threshold under 0.575
+    reaches 0.98."""
     from facecluster.cluster.evaluation import evaluate, read_labels
     from facecluster.encode.detectors import HogDetector
     from facecluster.encode.encoders import NumpyEncoder
@@ -360,7 +362,11 @@ def test_hdbscan_ceiling_keeps_far_apart_people_apart(faces_data, tmp_path):
     records, _ = encode_dataset(list_dataset(str(root)), str(tmp_path / "e.pickle"), method, workers=1)
     X = np.asarray([r["encoding"] for r in records])
     people = read_labels("folders", [r["imagePath"] for r in records], str(root))
-    assert evaluate(cluster_encodings(X, RECOMMENDED_METHOD), people)["pairwise_f1"] >= 0.95
+    said = []
+    assert evaluate(cluster_encodings(X, RECOMMENDED_METHOD, explain=said.append), people)["pairwise_f1"] >= 0.98
+    assert said[0].startswith("uncrowded collection")
+    assert evaluate(cluster_encodings(X, "chinese-whispers", threshold=0.5), people)["pairwise_f1"] < 0.95
+    assert evaluate(cluster_encodings(X, "hdbscan"), people)["pairwise_f1"] >= 0.95
     assert evaluate(cluster_encodings(X, "hdbscan", threshold=100.0), people)["pairwise_f1"] < 0.8
 
 
@@ -383,3 +389,70 @@ def test_a_huge_threshold_no_longer_builds_a_complete_graph():
     k = DEFAULTS["chinese-whispers"]["n_neighbors"]
     assert knn_graph(X, k).sparse(1.2).nnz <= 2 * 400 * k < 400 * 399
     assert cluster_encodings(X, "chinese-whispers", threshold=1.2).shape == (400,)
+
+
+def _two_halves_tree(n_each: int = 10):
+    """A condensed tree (scikit-learn's layout) whose root splits at distance
+    0.5 into two leaves of ``n_each`` points, the root more stable than both
+    leaves together: excess of mass alone keeps the root."""
+    from sklearn.cluster._hdbscan._tree import CONDENSED_dtype
+
+    n = 2 * n_each
+    root, left, right = n, n + 1, n + 2
+    rows = [(root, left, 2.0, n_each), (root, right, 2.0, n_each)]
+    rows += [(left if i < n_each else right, i, 3.0, 1) for i in range(n)]
+    return np.array(rows, dtype=CONDENSED_dtype), n
+
+
+def test_hdbscan_refuses_a_cluster_whose_halves_are_far_apart_on_average():
+    """The average-linkage check (density.py): two groups whose closest faces
+    link under the ceiling but whose faces are 0.8 apart on average are two
+    people, not one."""
+    from facecluster.cluster.density import _select
+
+    tree, n = _two_halves_tree()
+    rng = np.random.default_rng(0)
+    direction = rng.normal(size=DIM)
+    direction *= 0.8 / np.linalg.norm(direction)
+    X = np.vstack([rng.normal(0, 0.002, (n // 2, DIM)), direction + rng.normal(0, 0.002, (n // 2, DIM))])
+    assert len(set(_select(tree, n, cap=0.55).tolist())) == 1  # one cluster without the check
+    labels = _select(tree, n, cap=0.55, link=(X, 0.55))
+    assert len(set(labels[: n // 2].tolist())) == len(set(labels[n // 2 :].tolist())) == 1
+    assert labels[0] != labels[-1] and labels.min() >= 0
+    # halves 0.5 apart on average are allowed to stay one cluster
+    X[n // 2 :] -= direction * (1 - 0.5 / 0.8)
+    assert len(set(_select(tree, n, cap=0.55, link=(X, 0.55)).tolist())) == 1
+
+
+def test_crowding_tells_a_few_people_from_thousands():
+    from facecluster.cluster.adaptive import CROWDED_BELOW, read_crowding
+
+    few, _ = blobs([20] * 5)
+    many, _ = blobs([3] * 1500, seed=1)
+    assert read_crowding(few).close_pairs == pytest.approx(5 * 190 / (100 * 99 / 2))
+    assert not read_crowding(few).crowded
+    crowding = read_crowding(many)
+    assert crowding.sampled_faces == 4000  # a sample of the 4,500 faces
+    assert crowding.close_pairs < CROWDED_BELOW and crowding.crowded
+
+
+def test_adaptive_threshold_follows_how_alike_nearest_faces_are():
+    from facecluster.cluster.adaptive import threshold_for
+
+    assert threshold_for(np.array([0.19, 0.2, 0.21])) == pytest.approx(0.5)  # a studio set: floor
+    assert threshold_for(np.array([0.3, 0.3, np.inf])) == pytest.approx(0.55)
+    assert threshold_for(np.array([0.38])) == pytest.approx(0.59)
+    assert threshold_for(np.array([0.5])) == pytest.approx(0.6)  # ceiling
+
+
+def test_adaptive_says_what_it_chose():
+    said = []
+    X, y = blobs([20] * 5)
+    assert same_partition(cluster_encodings(X, "adaptive", explain=said.append), y)
+    assert len(said) == 1 and said[0].startswith("uncrowded collection (19.19% of face pairs closer than 0.45): "
+                                                 "chinese-whispers at 0.5")
+    many, _ = blobs([3] * 1500, seed=1)
+    cluster_encodings(many, "adaptive", explain=said.append)
+    assert said[1].startswith("crowded collection (") and said[1].endswith("under 0.5%): hdbscan")
+    with pytest.raises(ValueError, match="adaptive reads its threshold from the collection"):
+        cluster_encodings(X, "adaptive", threshold=0.5)

@@ -107,6 +107,13 @@ def test_cluster_without_display_writes_files(tmp_path: Path, lfw: Path) -> None
     assert "no display" in out.stdout
     assert "[INFO] # unique faces: 2" in out.stdout
     assert sorted(p.name for p in (tmp_path / "output").glob("*.jpg")) == ["face_id_00.jpg", "face_id_01.jpg"]
+    # the recommended method says what it read from the collection and what it ran
+    out = run_script(str(ROOT / "cluster_faces.py"), "-e", str(encodings), "-m", "adaptive", "-o", "adaptive",
+                     cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"^\[INFO\] adaptive: uncrowded collection \(\d+\.\d\d% of face pairs closer than 0\.45\): "
+                     r"chinese-whispers at 0\.\d+ ", out.stdout, re.M), out.stdout
+    assert "[INFO] # unique faces: 2" in out.stdout
 
 
 def one_error_line(result) -> str:
@@ -174,6 +181,8 @@ def test_cluster_errors(tmp_path: Path, kind: str, reason: str) -> None:
     (["--min-samples", "0"], "min_samples must be an integer >= 1, got 0"),
     (["-m", "chinese-whispers", "--threshold", "0"], "threshold must be a positive number, got 0.0"),
     (["--threshold", "0.5"], "threshold applies to chinese-whispers, agglomerative and hdbscan; dbscan uses eps"),
+    (["-m", "adaptive", "-t", "0.5"], "adaptive reads its threshold from the collection; to set one, use "
+                                      "chinese-whispers or hdbscan"),
     (["--jobs", "0"], "jobs must be a non-zero integer"),
     (["--seed", "-3"], "seed must be a non-negative integer, got -3"),
     (["--min-cluster-size", "1"], "min_cluster_size must be an integer >= 2, got 1"),

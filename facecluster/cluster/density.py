@@ -19,6 +19,15 @@ cap is far above the distance of two photos of one person (median 0.44) and is
 not a threshold that needs tuning: results hardly move between 0.5 and 0.6
 (docs/clustering.md).
 
+The cap alone still lets a cluster hold two people whose closest photos are
+linked under it (on LFW bench-3474: John Ashcroft with Hans Blix, 870 wrong
+pairs).  Those two groups are far apart *on average*: where a cluster splits,
+the mean distance between photos of its two halves is 0.41-0.49 (median) when
+they are one person and 0.62-0.80 when they are two (measured at every split
+of every labelled set, docs/clustering.md).  So a cluster is also refused when,
+at any split inside it, the halves' mean distance (average linkage, Sokal &
+Michener 1958, estimated on up to 32 photos of each) exceeds ``link_cap``.
+
 scikit-learn computes the mutual-reachability graph, its minimum spanning tree
 and the condensed tree from the sparse kNN graph; the selection is here.
 """
@@ -36,9 +45,16 @@ from .graph import NeighbourGraph
 _FAR = 1e3
 
 
-def capped_hdbscan(graph: NeighbourGraph, cap: float, min_cluster_size: int) -> np.ndarray:
+# Photos per side used to estimate the mean distance between a split's halves.
+_LINK_SAMPLE = 32
+
+
+def capped_hdbscan(graph: NeighbourGraph, cap: float, min_cluster_size: int, encodings: np.ndarray | None = None,
+                   link_cap: float | None = None) -> np.ndarray:
     """HDBSCAN labels of the graph's faces (``-1``: noise), choosing only
-    clusters held together at distance ``cap`` or closer.
+    clusters held together at distance ``cap`` or closer, and (given the
+    encodings) whose halves at every split are on average ``link_cap`` apart
+    or closer.
 
     Parameters
     ----------
@@ -47,6 +63,11 @@ def capped_hdbscan(graph: NeighbourGraph, cap: float, min_cluster_size: int) -> 
         Largest mutual-reachability distance inside a chosen cluster.
     min_cluster_size : int
         HDBSCAN's ``min_cluster_size``, also its ``min_samples``.
+    encodings : (n, d) array or None
+        The faces' encodings, for the average-linkage check; ``None`` skips it.
+    link_cap : float or None
+        Largest mean distance between the two halves of any split inside a
+        chosen cluster (default: ``cap``).
 
     Returns
     -------
@@ -64,7 +85,8 @@ def capped_hdbscan(graph: NeighbourGraph, cap: float, min_cluster_size: int) -> 
         model = HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, metric="precomputed", copy=False)
         model.fit(_connected(graph.sparse()))
     tree = _condense_tree(model._single_linkage_tree_, min_cluster_size)
-    return _select(tree, graph.n, cap)
+    link = None if encodings is None else (encodings, cap if link_cap is None else link_cap)
+    return _select(tree, graph.n, cap, link)
 
 
 def _connected(graph: sp.csr_matrix) -> sp.csr_matrix:
@@ -79,11 +101,12 @@ def _connected(graph: sp.csr_matrix) -> sp.csr_matrix:
     return (graph + links + links.T).tocsr()
 
 
-def _select(tree: np.ndarray, n: int, cap: float) -> np.ndarray:
+def _select(tree: np.ndarray, n: int, cap: float, link: tuple[np.ndarray, float] | None = None) -> np.ndarray:
     """Excess-of-mass selection over a condensed tree (scikit-learn's
     ``CONDENSED_dtype``: parent, child, value = lambda = 1 / distance,
-    cluster_size), allowed only for clusters that split at ``cap`` or closer;
-    returns each point's selected cluster (``-1``: none)."""
+    cluster_size), allowed only for clusters that split at ``cap`` or closer
+    and, with ``link = (encodings, link_cap)``, whose every split passes
+    :func:`_halves_close`; returns each point's selected cluster (``-1``: none)."""
     parent, child = tree["parent"].astype(np.int64), tree["child"].astype(np.int64)
     lam, size = tree["value"].astype(np.float64), tree["cluster_size"].astype(np.float64)
     labels = np.full(n, -1, dtype=np.int64)
@@ -106,6 +129,8 @@ def _select(tree: np.ndarray, n: int, cap: float) -> np.ndarray:
         allowed[n] = lam[parent == n].min() * cap >= 1.0
     up = np.full(nodes, -1, dtype=np.int64)
     up[child[is_cluster]] = parent[is_cluster]
+    if link is not None:
+        allowed &= _halves_close(parent, child, n, nodes, allowed, *link)
     chosen = _excess_of_mass(stability, allowed, up, first=n)
     owner = np.full(nodes, -1, dtype=np.int64)
     for c in range(n, nodes):  # parents come before their children
@@ -114,6 +139,41 @@ def _select(tree: np.ndarray, n: int, cap: float) -> np.ndarray:
     points = ~is_cluster
     labels[child[points]] = owner[parent[points]]
     return labels
+
+
+def _halves_close(parent: np.ndarray, child: np.ndarray, n: int, nodes: int, allowed: np.ndarray,
+                  encodings: np.ndarray, link_cap: float) -> np.ndarray:
+    """Per tree node: whether at its own split and at every split below it the
+    halves' mean distance is at most ``link_cap``.
+
+    Children come after their parents in the condensed tree, so one pass from
+    the last node up sees every subtree first.  Each node keeps a sample of
+    up to :data:`_LINK_SAMPLE` of its photos (seeded), drawn from its own
+    points and its children's samples, so the check costs at most 32 x 32
+    distances per split whatever the cluster's size.
+    """
+    rng = np.random.default_rng(0)
+    order = np.argsort(parent, kind="stable")
+    starts = np.searchsorted(parent[order], np.arange(nodes + 1))
+    ok = np.ones(nodes, dtype=bool)
+    sample: dict[int, np.ndarray] = {}
+    for c in range(nodes - 1, n - 1, -1):
+        below = child[order[starts[c]:starts[c + 1]]]
+        halves = [sample.pop(h) for h in below[below >= n].tolist()]
+        ok[c] = all(ok[h] for h in below[below >= n].tolist())
+        if ok[c] and allowed[c] and len(halves) >= 2:
+            ok[c] = max(_mean_distance(encodings[a], encodings[b])
+                        for i, a in enumerate(halves) for b in halves[i + 1:]) <= link_cap
+        members = np.concatenate([below[below < n], *halves])
+        sample[c] = members if len(members) <= _LINK_SAMPLE else rng.choice(members, _LINK_SAMPLE, replace=False)
+    return ok
+
+
+def _mean_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean Euclidean distance between the rows of ``a`` and of ``b``."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return float(np.sqrt(np.maximum(squared, 0.0)).mean())
 
 
 def _excess_of_mass(stability: np.ndarray, allowed: np.ndarray, up: np.ndarray, first: int) -> np.ndarray:

@@ -26,7 +26,7 @@ import numbers
 import os
 
 # Edges per face assumed by the estimate for the method's own structures.
-_BYTES_PER_EDGE = {"dbscan": 24, "chinese-whispers": 70, "agglomerative": 24, "hdbscan": 60}
+_BYTES_PER_EDGE = {"dbscan": 24, "chinese-whispers": 70, "agglomerative": 24, "hdbscan": 60, "adaptive": 70}
 
 
 def estimate_memory_bytes(n: int, method: str, *, n_features: int = 128, n_neighbors: int = 32,

@@ -1,0 +1,101 @@
+"""Reading a collection before clustering it: how crowded, how tight.
+
+The distance at which two photos are best called one person is not fixed.
+Measured with labels (docs/clustering.md), chinese whispers is best at 0.45 on
+all of LFW (5,749 people), 0.5 on LFW bench-3474 (658), 0.5-0.55 on Yale and
+ORL (15 and 40 people photographed in one studio session), and 0.6-0.65 on
+five_celebs and glint_aligned_crops (a few people photographed over decades).
+Two things about a collection set that distance, and both can be read from the
+encodings alone:
+
+*Crowding.*  The more people, the more look-alikes: the share of face pairs
+that belong to one person shrinks as 1 / (number of people), while the
+different-person pairs close enough to be confused grow with it.  The share of
+pairs closer than :data:`CLOSE` (estimated on a sample) measures this:
+0.15-0.27 % on LFW, 1-24 % on every smaller set.  Uniform sampling leaves the
+share unchanged, so a few thousand faces estimate it for a million.
+In a crowded collection no single distance works (every fixed threshold stays
+under pairwise F1 0.96 on all of LFW); HDBSCAN's hierarchy, which cuts dense
+and sparse people at different levels, reaches 0.975
+(:func:`facecluster.cluster.density.capped_hdbscan`).
+
+*Tightness.*  Where one person's photos are very alike (one studio session:
+Yale, ORL; median nearest-neighbour distance 0.19-0.24) the people are also
+closer to each other, and a threshold of 0.5-0.55 is best; where they vary
+(decades, make-up, pose: 0.33-0.38) 0.6 is.  In an uncrowded collection
+chinese whispers therefore runs at ``0.4 + 0.5 x`` the median distance from a
+face to its nearest other face, kept within 0.5-0.6.
+
+Both rules were read off the labelled sets and are checked leave-one-set-out
+in ``make quality`` (benchmarks/quality_sets.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Two faces closer than this are nearly always one person (dlib's encoder: under
+# 1 in 10,000 different-person pairs of LFW), so the share of pairs this close
+# tells how many people share the collection.
+CLOSE = 0.45
+
+# Below this share of close pairs the collection is crowded (LFW: 0.15-0.27 %;
+# the next most crowded labelled set, glint_aligned_crops: 0.96 %).
+CROWDED_BELOW = 0.005
+
+# Faces sampled to estimate the share (8 million pairs: ~0.1 s).
+_SAMPLE = 4000
+
+# chinese whispers' threshold in an uncrowded collection: from the median
+# nearest-neighbour distance, within these bounds.
+_THRESHOLD_BASE, _THRESHOLD_SLOPE = 0.4, 0.5
+_THRESHOLD_RANGE = (0.5, 0.6)
+
+
+@dataclass(frozen=True)
+class Crowding:
+    """How crowded a collection is: the share of its face pairs under :data:`CLOSE`."""
+
+    close_pairs: float
+    sampled_faces: int
+
+    @property
+    def crowded(self) -> bool:
+        return self.close_pairs < CROWDED_BELOW
+
+
+def read_crowding(encodings: np.ndarray, *, seed: int = 0) -> Crowding:
+    """The share of pairs of faces closer than :data:`CLOSE`, over a seeded
+    sample of up to 4,000 faces (all of them in a smaller collection)."""
+    X = np.asarray(encodings)
+    n = X.shape[0]
+    rows = np.sort(np.random.default_rng(seed).choice(n, _SAMPLE, replace=False)) if n > _SAMPLE else np.arange(n)
+    S = np.asarray(X[rows], dtype=np.float64)
+    m = len(S)
+    if m < 2:
+        return Crowding(1.0, m)
+    norms = (S * S).sum(1)
+    close = 0
+    for start in range(0, m, 1000):  # blocks of rows: 32 MB at a time
+        block = norms[start:start + 1000, None] + norms[None, :] - 2.0 * S[start:start + 1000] @ S.T
+        close += np.count_nonzero(block < CLOSE * CLOSE)
+    close = (close - m) // 2  # each pair was counted from both ends, each face with itself once
+    return Crowding(close / (m * (m - 1) // 2), m)
+
+
+def threshold_for(nearest_distances: np.ndarray) -> float:
+    """Chinese whispers' threshold for an uncrowded collection, from each
+    face's distance to its nearest other face."""
+    finite = nearest_distances[np.isfinite(nearest_distances)]
+    median = float(np.median(finite)) if len(finite) else _THRESHOLD_RANGE[1]
+    return float(np.clip(_THRESHOLD_BASE + _THRESHOLD_SLOPE * median, *_THRESHOLD_RANGE))
+
+
+def describe(crowding: Crowding, threshold: float | None) -> str:
+    """One line saying what the adaptive method chose and why."""
+    share = f"{100 * crowding.close_pairs:.2f}% of face pairs closer than {CLOSE}"
+    if crowding.crowded:
+        return f"crowded collection ({share}, under {100 * CROWDED_BELOW:g}%): hdbscan"
+    return f"uncrowded collection ({share}): chinese-whispers at {threshold:.3f} (from how alike each face's nearest match is)"
