@@ -15,7 +15,7 @@ from facecluster import cli
 from facecluster.cluster import DEFAULTS, METHODS, RECOMMENDED_METHOD, check_params, cluster_encodings, looks_collapsed
 from facecluster.present import DEFAULT_MAX_MONTAGES, PresentOptions, present
 from facecluster.present.windows import display_available
-from facecluster.store import EncodingsError, load_encodings
+from facecluster.store import EncodingsError, load_encodings, take_encodings
 
 # construct the argument parser
 ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -61,7 +61,7 @@ def main() -> int:
         data = load_encodings(args["encodings"])
     except EncodingsError as problem:
         raise cli.UsageError(f"{args['encodings']}: {problem}") from None
-    encodings = np.array([d["encoding"] for d in data]).reshape(-1, 128)
+    encodings = take_encodings(data)  # one float32 array; the records keep path and box
 
     # cluster the embeddings
     print(f"[INFO] clustering ({args['method']})...")

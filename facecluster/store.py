@@ -122,6 +122,22 @@ def load_encodings(path: str | os.PathLike) -> list[FaceRecord]:
     return records
 
 
+def take_encodings(records: list[FaceRecord], dtype: type = np.float32) -> np.ndarray:
+    """Move the records' encodings into one ``(n, 128)`` array of ``dtype``.
+
+    Each record's own array is dropped as it is copied, so the encodings are
+    held once, not twice (at a million faces the tutorial's
+    ``np.array([d["encoding"] for d in data])`` keeps 1 GB of float64 beside
+    the records' 1.1 GB of arrays; this keeps 0.5 GB).  The records keep their
+    path, box and any video keys, which is all the presentation needs.
+    float32 changes distances by under 1e-6.
+    """
+    encodings = np.empty((len(records), ENCODING_SIZE), dtype=dtype)
+    for index, record in enumerate(records):
+        encodings[index] = record.pop("encoding")
+    return encodings
+
+
 @dataclass(frozen=True)
 class FaceColumns:
     """An encodings file as columns: ``paths[i]`` (str), ``boxes[i]`` (top,

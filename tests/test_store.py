@@ -173,3 +173,14 @@ def test_columnar_store_errors(tmp_path: Path) -> None:
         load_columns(tmp_path / "s")
     with pytest.raises(EncodingsError, match="line break"):
         save_columns(tmp_path / "t", store.FaceColumns(["a\nb.jpg"], columns.boxes[:1], columns.encodings[:1]))
+
+
+def test_take_encodings_moves_them_into_one_float32_array() -> None:
+    data = records(4)
+    data[2] = {**data[2], "frame": 7, "time": 0.25}
+    expected = np.array([r["encoding"] for r in data])
+    taken = store.take_encodings(data)
+    assert taken.dtype == np.float32 and taken.shape == (4, 128)
+    assert np.allclose(taken, expected, atol=1e-6) and not np.array_equal(taken, np.zeros_like(taken))
+    assert all("encoding" not in r for r in data)
+    assert data[2]["frame"] == 7 and data[0]["loc"] == (10, 90, 95, 5)

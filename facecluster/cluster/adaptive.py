@@ -82,7 +82,7 @@ def read_crowding(encodings: np.ndarray, *, seed: int = 0) -> Crowding:
         block = norms[start:start + 1000, None] + norms[None, :] - 2.0 * S[start:start + 1000] @ S.T
         close += np.count_nonzero(block < CLOSE * CLOSE)
     close = (close - m) // 2  # each pair was counted from both ends, each face with itself once
-    return Crowding(close / (m * (m - 1) // 2), m)
+    return Crowding(float(close / (m * (m - 1) // 2)), m)
 
 
 def threshold_for(nearest_distances: np.ndarray) -> float:
