@@ -45,8 +45,8 @@ GRAPH_K = 40  # one exact graph per set, shared by every run (each method reads 
 RULES = ("largest", "single")
 # The recommended method's candidate settings for leave-one-set-out: where a
 # collection counts as crowded, the base of chinese whispers' threshold
-# (facecluster/cluster/adaptive.py) and the smallest cluster.
-GRID = {"crowded_below": (0.003, 0.005, 0.01), "threshold_base": (0.35, 0.4, 0.45), "min_cluster_size": (2, 3)}
+# (facecluster/cluster/adaptive.py) and its slope on the median nearest distance.
+GRID = {"crowded_below": (0.003, 0.005, 0.01), "threshold_base": (0.35, 0.4, 0.45), "threshold_slope": (0.4, 0.5, 0.6)}
 
 
 def encoded(dataset: Path, cache_name: str, paths: list[str] | None = None) -> tuple[np.ndarray, list, list, list]:
@@ -103,16 +103,19 @@ def best_fixed(X: np.ndarray, truth: tuple[list, list], graph) -> list[tuple[flo
     return best
 
 
-def recommended(X: np.ndarray, graph, crowded_below: float, threshold_base: float, min_cluster_size: int) -> np.ndarray:
+def recommended(X: np.ndarray, graph, crowded_below: float, threshold_base: float, threshold_slope: float) -> np.ndarray:
     """The recommended (adaptive) method with its module settings replaced."""
     from facecluster.cluster import RECOMMENDED_METHOD, adaptive, cluster_encodings
 
-    saved = adaptive.CROWDED_BELOW, adaptive._THRESHOLD_BASE
-    adaptive.CROWDED_BELOW, adaptive._THRESHOLD_BASE = crowded_below, threshold_base
+    names = ("CROWDED_BELOW", "_THRESHOLD_BASE", "_THRESHOLD_SLOPE")
+    saved = [getattr(adaptive, name) for name in names]
+    for name, value in zip(names, (crowded_below, threshold_base, threshold_slope)):
+        setattr(adaptive, name, value)
     try:
-        return cluster_encodings(X, RECOMMENDED_METHOD, graph=graph, min_cluster_size=min_cluster_size)
+        return cluster_encodings(X, RECOMMENDED_METHOD, graph=graph)
     finally:
-        adaptive.CROWDED_BELOW, adaptive._THRESHOLD_BASE = saved
+        for name, value in zip(names, saved):
+            setattr(adaptive, name, value)
 
 
 def leave_one_set_out(results: dict, best: dict, names: list[str]) -> list[str]:
@@ -136,7 +139,7 @@ def _fmt(config: tuple) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from facecluster.cluster import DEFAULTS, METHODS, RECOMMENDED_METHOD, cluster_encodings
+    from facecluster.cluster import METHODS, RECOMMENDED_METHOD, cluster_encodings
     from scale import write_report
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -181,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         print(_fmt(config), " ".join(f"{v[0]:.3f}" for v in results[config].values()), flush=True)
     from facecluster.cluster import adaptive
 
-    defaults = (adaptive.CROWDED_BELOW, adaptive._THRESHOLD_BASE, DEFAULTS[RECOMMENDED_METHOD]["min_cluster_size"])
+    defaults = (adaptive.CROWDED_BELOW, adaptive._THRESHOLD_BASE, adaptive._THRESHOLD_SLOPE)
     lines += ["", f"## Leave-one-set-out: {RECOMMENDED_METHOD}", "",
               f"Grid: {'; '.join(f'{k} in {v}' for k, v in GRID.items())}. Shipped defaults: {_fmt(defaults)}.", ""]
     lines += leave_one_set_out(results, best, names)
