@@ -456,3 +456,20 @@ def test_adaptive_says_what_it_chose():
     assert said[1].startswith("crowded collection (") and said[1].endswith("under 0.5%): hdbscan")
     with pytest.raises(ValueError, match="adaptive reads its threshold from the collection"):
         cluster_encodings(X, "adaptive", threshold=0.5)
+
+
+@pytest.mark.parametrize("method", ["hdbscan", "adaptive"])
+def test_a_handful_of_strangers_are_all_unknown(method):
+    """Twenty faces ~1.4 apart: no two are one person.  (hdbscan used to allow
+    any leaf of its tree, so 4-9 of them came out as "people" for 4 of these
+    5 seeds.)"""
+    for seed in range(5):
+        strangers = np.random.default_rng(seed).normal(0, 0.09, (20, DIM))
+        assert cluster_encodings(strangers, method, min_cluster_size=2).tolist() == [-1] * 20
+
+
+def test_too_few_faces_are_never_read_as_crowded():
+    from facecluster.cluster.adaptive import Crowding
+
+    assert not Crowding(0.0, 6).crowded  # 15 pairs: no share can be read from them
+    assert Crowding(0.0, 64).crowded and not Crowding(0.006, 64).crowded

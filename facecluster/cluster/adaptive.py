@@ -63,7 +63,10 @@ class Crowding:
 
     @property
     def crowded(self) -> bool:
-        return self.close_pairs < CROWDED_BELOW
+        # Too few faces cannot tell: at the boundary share they would hold
+        # fewer than 10 close pairs (under 64 faces; a handful of strangers).
+        pairs = self.sampled_faces * (self.sampled_faces - 1) / 2
+        return self.close_pairs < CROWDED_BELOW and pairs * CROWDED_BELOW >= 10
 
 
 def read_crowding(encodings: np.ndarray, *, seed: int = 0) -> Crowding:

@@ -121,10 +121,13 @@ def _select(tree: np.ndarray, n: int, cap: float, link: tuple[np.ndarray, float]
     split = np.zeros(nodes)
     split[parent[is_cluster]] = lam[is_cluster]
     allowed = split * cap >= 1.0  # it splits at distance 1 / lambda <= cap
-    # Leaves hold one group that no split explains: allowed; but a root that
-    # never splits only when every face in it is held within the cap (a few
-    # far-apart faces are noise, as in HDBSCAN, not one person).
-    allowed[split == 0] = True
+    # A leaf never splits; it is allowed when its last faces hold together
+    # within the cap (two far-apart strangers are not a person); but a root
+    # that never splits only when every face in it is held within the cap (a
+    # few far-apart faces are noise, as in HDBSCAN, not one person).
+    last = np.zeros(nodes)
+    np.maximum.at(last, parent[~is_cluster], lam[~is_cluster])
+    allowed[split == 0] = last[split == 0] * cap >= 1.0
     if split[n] == 0:
         allowed[n] = lam[parent == n].min() * cap >= 1.0
     up = np.full(nodes, -1, dtype=np.int64)
