@@ -449,7 +449,7 @@ def test_adaptive_says_what_it_chose():
     said = []
     X, y = blobs([20] * 5)
     assert same_partition(cluster_encodings(X, "adaptive", explain=said.append), y)
-    assert len(said) == 1 and said[0].startswith("uncrowded collection (19.19% of face pairs closer than 0.45): "
+    assert len(said) == 1 and said[0].startswith("uncrowded collection (19.2% of face pairs closer than 0.45): "
                                                  "chinese-whispers at 0.5")
     many, _ = blobs([3] * 1500, seed=1)
     cluster_encodings(many, "adaptive", explain=said.append)

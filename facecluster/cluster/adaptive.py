@@ -98,7 +98,7 @@ def threshold_for(nearest_distances: np.ndarray) -> float:
 
 def describe(crowding: Crowding, threshold: float | None) -> str:
     """One line saying what the adaptive method chose and why."""
-    share = f"{100 * crowding.close_pairs:.2f}% of face pairs closer than {CLOSE}"
+    share = f"{100 * crowding.close_pairs:.3g}% of face pairs closer than {CLOSE}"
     if crowding.crowded:
         return f"crowded collection ({share}, under {100 * CROWDED_BELOW:g}%): hdbscan"
     return f"uncrowded collection ({share}): chinese-whispers at {threshold:.3f} (from how alike each face's nearest match is)"
