@@ -35,7 +35,12 @@ ap.add_argument("--upsample", type=upsample_arg, default=None, metavar="auto|0..
 ap.add_argument("--max-detect-side", type=int, default=2000,
                 help="longest side, in pixels, of the copy the detector sees (0: no limit)")
 ap.add_argument("--jitters", type=int, default=1,
-                help="re-samplings per face encoding (slower, a little more robust; runs dlib's encoder)")
+                help="re-samplings per face encoding (slower, a little more robust; runs dlib's encoder, "
+                     "in place of the mirror pass)")
+ap.add_argument("--mirror", action="store_true",
+                help="encode each face and its mirror image and average the two (more accurate: LFW "
+                     "verification 99.17%% instead of 98.88%%; ~2x the encoding network's time); "
+                     "default: once, exactly as face_recognition does")
 ap.add_argument("--landmarks", choices=LANDMARK_MODELS, default="small",
                 help="landmark model for face alignment: 5-point (small) or 68-point (large)")
 ap.add_argument("--encoder", choices=ENCODERS, default="numpy",
@@ -61,7 +66,7 @@ def main() -> int:
     detector, why = choose_detector(args["detection_method"], batch_size=args["batch_size"],
                                     upsample=args["upsample"], max_detect_side=args["max_detect_side"])
     print(f"[INFO] detection method: {detector.name} ({why})")
-    encoder, why = choose_encoder(args["encoder"], args["landmarks"], args["jitters"])
+    encoder, why = choose_encoder(args["encoder"], args["landmarks"], args["jitters"], args["mirror"])
     print(f"[INFO] encoder: {encoder.name} ({why})")
     video_options = VideoOptions(args["video_step"], args["faces_per_track"])
 

@@ -16,8 +16,8 @@ is the face whose box centre is nearest the picture's centre: LFW's
 deep-funneled images are centred on the labelled face.  A pair with an image
 where no face was found counts as "different" (a miss on a same-person pair).
 
-Usage: ``benchmarks/lfw_verification.py [--all] [-d auto|hog|cnn] [--landmarks small|large]``; ``--all``
-encodes every LFW photo and also reports how many have a face.
+Usage: ``benchmarks/lfw_verification.py [--all] [-d auto|hog|cnn] [--landmarks small|large] [--mirror]``;
+``--all`` encodes every LFW photo and also reports how many have a face.
 """
 
 from __future__ import annotations
@@ -120,22 +120,24 @@ def ten_fold(per_fold: list[tuple[np.ndarray, np.ndarray]]) -> tuple[list[float]
     return accuracies, thresholds
 
 
-def encode(lfw: Path, photos: list[str] | None, detection: str, landmarks: str = "small") -> tuple[list[FaceRecord], int, float]:
+def encode(lfw: Path, photos: list[str] | None, detection: str, landmarks: str = "small",
+           mirror: bool = False, workers: int = 0) -> tuple[list[FaceRecord], int, float]:
     """Encode ``photos`` (relative to ``lfw``; ``None``: all of LFW) as encode_faces.py would.
 
     Returns the face records, how many photos yielded no face, and the seconds taken.
     """
     detector, why = choose_detector(detection)
-    encoder, _ = choose_encoder("numpy", landmarks, 1)
+    encoder, encoder_why = choose_encoder("numpy", landmarks, 1, mirror)
     print(f"[INFO] detection method: {detector.name} ({why})")
+    print(f"[INFO] encoder: {encoder.name} ({encoder_why})")
     if photos is None:
         listing = list_dataset(str(lfw))
     else:
         listing = Listing(images=[str(lfw / photo) for photo in photos])
-    # All of LFW shares make quality's cache (rows are kept per detector and landmarks).
+    # All of LFW shares make quality's cache (rows are kept per detector and encoder options).
     encodings = ALL_LFW_CACHE if photos is None else CACHE / "encodings.pickle"
     encodings.parent.mkdir(parents=True, exist_ok=True)
-    records, summary = encode_dataset(listing, str(encodings), Method(detector, encoder))
+    records, summary = encode_dataset(listing, str(encodings), Method(detector, encoder), workers=workers)
     return records, len(summary.no_face), summary.seconds
 
 
@@ -143,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="LFW verification (View 2, 10 folds) with encode_faces.py's defaults")
     parser.add_argument("-d", "--detection-method", default="auto", choices=DETECTION_METHODS)
     parser.add_argument("--landmarks", choices=LANDMARK_MODELS, default="small", help="as encode_faces.py's")
+    parser.add_argument("--mirror", action="store_true", help="as encode_faces.py's")
+    parser.add_argument("-w", "--workers", type=int, default=0, help="worker processes (default 0: one per core)")
     parser.add_argument("--all", action="store_true", help="encode all 13,233 LFW photos (not just the 7,701 in pairs)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"the results as JSON (default {RESULTS.relative_to(ROOT)})")
     args = parser.parse_args(argv)
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[ERROR] cannot read LFW or its pairs: {error}", file=sys.stderr)
         return 2
     in_pairs = sorted({photo for fold in folds for a, b, _ in fold for photo in (a, b)})
-    records, no_face, seconds = encode(lfw, None if args.all else in_pairs, args.detection_method, args.landmarks)
+    records, no_face, seconds = encode(lfw, None if args.all else in_pairs, args.detection_method, args.landmarks, args.mirror, args.workers)
     faces = central_faces(records, lfw)
     missing = [photo for photo in in_pairs if photo not in faces]
     per_fold = distances(folds, faces)
@@ -164,8 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "detection": args.detection_method,
         "landmarks": args.landmarks,
+        "mirror": args.mirror,
         "ten_fold_accuracy": float(np.mean(accuracies)),
         "ten_fold_std": float(np.std(accuracies)),
+        "wrong_pairs": int(sum(round((1 - a) * len(fold)) for a, fold in zip(accuracies, folds))),
         "thresholds": thresholds,
         "accuracy_at_0.6": accuracy(dist, same, FR_THRESHOLD),
         "accuracy_at_0.6_both_found": accuracy(dist[found], same[found], FR_THRESHOLD),
@@ -178,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         "dlib_published": DLIB_PUBLISHED,
     }
     print(f"LFW View 2, 10 folds: accuracy {result['ten_fold_accuracy']:.4f} +- {result['ten_fold_std']:.4f} "
-          f"(dlib publishes {DLIB_PUBLISHED:.4f}); thresholds {min(thresholds):.3f}-{max(thresholds):.3f}")
+          f"(dlib publishes {DLIB_PUBLISHED:.4f}); {result['wrong_pairs']} pairs wrong; "
+          f"thresholds {min(thresholds):.3f}-{max(thresholds):.3f}")
     print(f"at face_recognition's {FR_THRESHOLD}: {result['accuracy_at_0.6']:.4f}; "
           f"{result['accuracy_at_0.6_both_found']:.4f} over the {int(found.sum())} pairs with both faces found")
     print(f"pair images with no face: {len(missing)} of {len(in_pairs)} {missing[:5]}")

@@ -104,14 +104,18 @@ def cluster_quality(encodings: Path, dataset: Path) -> dict[str, float]:
     return scores
 
 
-def bench_set(name: str, folder: Path, repeat: int, out: Path, workers: int) -> str:
+def bench_set(name: str, folder: Path, repeat: int, out: Path, workers: int, mirror_too: bool = False) -> str:
     photos = sum(1 for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".txt"))
     work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    pickles = {"tutorial loop": work / "tutorial.pickle", "ours": work / "ours.pickle"}
+    ours = [sys.executable, "encode_faces.py", "-i", str(folder), "--fresh"] + (["--workers", str(workers)] if workers else [])
     commands = {
-        "tutorial loop": [sys.executable, "benchmarks/tutorial_encode.py", "-i", str(folder), "-e", str(work / "tutorial.pickle")],
-        "ours": [sys.executable, "encode_faces.py", "-i", str(folder), "-e", str(work / "ours.pickle"), "--fresh"]
-        + (["--workers", str(workers)] if workers else []),
+        "tutorial loop": [sys.executable, "benchmarks/tutorial_encode.py", "-i", str(folder), "-e", str(pickles["tutorial loop"])],
+        "ours": ours + ["-e", str(pickles["ours"])],
     }
+    if mirror_too:  # what the mirror pass costs, in the same rounds
+        pickles["ours --mirror"] = work / "ours-mirror.pickle"
+        commands["ours --mirror"] = ours + ["-e", str(pickles["ours --mirror"]), "--mirror"]
     times: dict[str, list[float]] = {k: [] for k in commands}
     peaks: dict[str, list[float]] = {k: [] for k in commands}
     for round_ in range(repeat):
@@ -121,7 +125,7 @@ def bench_set(name: str, folder: Path, repeat: int, out: Path, workers: int) -> 
             times[variant].append(seconds)
             peaks[variant].append(peak)
             print(f"[bench] {name} round {round_ + 1}/{repeat} {variant}: {seconds:.1f} s, {peak:.0f} MB", flush=True)
-    counts = {"tutorial loop": count_faces(work / "tutorial.pickle"), "ours": count_faces(work / "ours.pickle")}
+    counts = {variant: count_faces(pickle) for variant, pickle in pickles.items()}
     speedups = [t / o for t, o in zip(times["tutorial loop"], times["ours"])]
 
     lines = [
@@ -137,8 +141,13 @@ def bench_set(name: str, folder: Path, repeat: int, out: Path, workers: int) -> 
             f"{counts[variant][0]} | {counts[variant][1]} | {max(peaks[variant]):.0f} |"
         )
     lines += ["", f"Speed-up: **{statistics.median(speedups):.2f}×** median (range {min(speedups):.2f}–{max(speedups):.2f}×)."]
+    if mirror_too:
+        single = [t / o for t, o in zip(times["tutorial loop"], times["ours --mirror"])]
+        cost = [m / o for m, o in zip(times["ours --mirror"], times["ours"])]
+        lines += [f"Speed-up of ours --mirror: {statistics.median(single):.2f}× median (range {min(single):.2f}–{max(single):.2f}×); "
+                  f"the mirror pass's time: {statistics.median(cost):.2f}× median (range {min(cost):.2f}–{max(cost):.2f}×)."]
     if name == "lfw-bench":
-        quality = {v: cluster_quality(work / f"{'tutorial' if v == 'tutorial loop' else 'ours'}.pickle", folder) for v in commands}
+        quality = {v: cluster_quality(pickles[v], folder) for v in commands}
         lines += ["", "| encodings from | pairwise F1, chinese-whispers | pairwise F1, agglomerative |", "|---|---|---|"]
         for variant, scores in quality.items():
             lines.append(f"| {variant} | {scores['chinese-whispers']:.3f} | {scores['agglomerative']:.3f} |")
@@ -150,6 +159,8 @@ def main() -> int:
     parser.add_argument("--sets", default="examples,lfw-bench", help="comma-separated: lfw-bench, examples, yale")
     parser.add_argument("--repeat", type=int, default=3, help="alternating rounds per set (default 3)")
     parser.add_argument("--workers", type=int, default=0, help="our --workers (default: one per core)")
+    parser.add_argument("--mirror-too", action="store_true",
+                        help="also run ours with --mirror in each round (what the mirror pass costs)")
     parser.add_argument("--out", default="bench-results", help="folder for the markdown tables")
     args = parser.parse_args()
     data = Path(os.environ.get("FACES_DATA") or ROOT.parent / "shared" / "datasets")
@@ -164,7 +175,7 @@ def main() -> int:
     )
     sections = [header]
     for name, folder in photo_sets(data, args.sets.split(",")).items():
-        sections.append(bench_set(name, folder, args.repeat, out, args.workers))
+        sections.append(bench_set(name, folder, args.repeat, out, args.workers, args.mirror_too))
         (out / "encode-speed.md").write_text("\n\n".join(sections) + "\n")
     print("\n\n".join(sections))
     return 0

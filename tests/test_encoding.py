@@ -217,6 +217,21 @@ def test_options_and_folders_sharing_one_cache_keep_their_results(tmp_path: Path
     assert rows == 5
 
 
+def test_single_pass_results_are_not_taken_for_the_mirror_pass(small_set: Path, tmp_path: Path) -> None:
+    """A cache written without the mirror pass (the default, as every run was before it) is not taken for --mirror's."""
+    encodings = str(tmp_path / "enc.pickle")
+    single = Method(HogDetector(), NumpyEncoder())
+    before, summary = encode_dataset(list_dataset(str(small_set)), encodings, single, workers=1)
+    assert summary.encoded == 9
+    now, summary = encode_dataset(list_dataset(str(small_set)), encodings, Method(HogDetector(), NumpyEncoder(mirror=True)),
+                                  workers=1)
+    assert (summary.reused, summary.encoded) == (0, 9)
+    assert [r["loc"] for r in now] == [r["loc"] for r in before]
+    assert all(0.02 < np.linalg.norm(a["encoding"] - b["encoding"]) < 0.3 for a, b in zip(now, before))
+    _, summary = encode_dataset(list_dataset(str(small_set)), encodings, single, workers=1)
+    assert (summary.reused, summary.encoded) == (9, 0)  # each kept its own rows
+
+
 def test_passing_failures_are_retried_lasting_ones_kept(small_set: Path, tmp_path: Path, monkeypatch) -> None:
     from facecluster.encode import pipeline
 

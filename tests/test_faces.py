@@ -40,6 +40,8 @@ def test_detection_scale(size, detector, expected) -> None:
 def test_settings_are_validated() -> None:
     for bad in (lambda: HogDetector(upsample=9), lambda: HogDetector(max_detect_side=10),
                 lambda: CnnDetector(batch_size=0), lambda: DlibEncoder(num_jitters=0),
+                lambda: DlibEncoder(num_jitters=2, mirror=True),  # dlib's jitter replaces the mirror pass
+                lambda: NumpyEncoder(num_jitters=2),
                 lambda: NumpyEncoder(landmarks="huge"), lambda: choose_detector("sift"),
                 lambda: choose_encoder("torch")):
         with pytest.raises(ValueError):
@@ -75,12 +77,26 @@ def test_dlibs_own_cnn_without_cuda_warns(monkeypatch) -> None:
 
 def test_jitters_run_dlibs_encoder_and_say_so() -> None:
     encoder, why = choose_encoder("numpy", "small", 3)
-    assert isinstance(encoder, DlibEncoder) and encoder.cache_key() == "jit=3/lm=small/enc=dlib"
-    assert "--jitters 3 needs dlib's encoder" in why
+    assert isinstance(encoder, DlibEncoder) and not encoder.mirror and encoder.cache_key() == "jit=3/lm=small/enc=dlib"
+    assert "--jitters 3 needs dlib's encoder" in why and "in place of the mirror pass" in why
+    encoder, why = choose_encoder("dlib", "small", 3)
+    assert encoder == DlibEncoder("small", 3, mirror=False) and "in place of the mirror pass" in why
     encoder, _ = choose_encoder("numpy", "large", 1)
     assert isinstance(encoder, NumpyEncoder) and encoder.cache_key() == "jit=1/lm=large/enc=numpy"
-    method = Method(HogDetector(), DlibEncoder("small", 2))
+    method = Method(HogDetector(), DlibEncoder("small", 2, mirror=False))
     assert method.cache_key() == "v3/hog/up=None/max=2000/min=700/crop=112/jit=2/lm=small/enc=dlib"
+
+
+def test_the_mirror_pass_is_asked_for_said_and_keyed() -> None:
+    """Encodings with and without the mirror pass never share cache rows; without it (the default), the key of before."""
+    encoder, why = choose_encoder("numpy", mirror=True)
+    assert encoder == NumpyEncoder("small", 1, mirror=True) and "its mirror image, averaged (--mirror)" in why
+    single, why = choose_encoder("numpy")
+    assert single == NumpyEncoder(mirror=False) and "as face_recognition does" in why
+    assert encoder.cache_key() == "jit=1/lm=small/enc=numpy/mirror"
+    assert single.cache_key() == "jit=1/lm=small/enc=numpy"  # what every cache row was keyed before the mirror pass
+    assert choose_encoder("dlib", mirror=True)[0].cache_key() == "jit=1/lm=small/enc=dlib/mirror"
+    assert Method(HogDetector(), encoder).cache_key() != Method(HogDetector(), single).cache_key()
 
 
 def test_same_boxes_and_encodings_as_face_recognition(lfw: Path) -> None:
@@ -94,11 +110,32 @@ def test_same_boxes_and_encodings_as_face_recognition(lfw: Path) -> None:
         theirs = face_recognition.face_locations(rgb, model="hog")
         assert ours == theirs
         theirs_enc = np.array(face_recognition.face_encodings(rgb, theirs))
-        with_dlib = np.array(DlibEncoder().encode(rgb, ours))
-        with_numpy = np.array(NumpyEncoder().encode(rgb, ours))
+        with_dlib = np.array(DlibEncoder(mirror=False).encode(rgb, ours))
+        with_numpy = np.array(NumpyEncoder(mirror=False).encode(rgb, ours))
         assert len(with_numpy) == len(with_dlib) == len(theirs_enc) >= 1
         assert np.abs(with_dlib - theirs_enc).max() < 1e-9
         assert np.abs(with_numpy - theirs_enc).max() < 1e-4
+
+
+def test_the_mirror_pass_averages_face_recognitions_encodings_of_the_photo_and_its_mirror(fr_examples: Path) -> None:
+    """--mirror's encoding is the mean of face_recognition's encodings of each face in the photo and
+    in the photo mirrored left to right; it is the same for both, and not the single pass."""
+    import face_recognition
+
+    rgb = load_image(str(fr_examples / "_multi_face" / "examples__two_people.jpg")).rgb
+    mirrored = np.ascontiguousarray(rgb[:, ::-1])
+    boxes = face_recognition.face_locations(rgb)
+    last = rgb.shape[1] - 1
+    mirrored_boxes = [(top, last - left, bottom, last - right) for top, right, bottom, left in boxes]
+    assert len(boxes) == 2
+    expected = (np.array(face_recognition.face_encodings(rgb, boxes))
+                + np.array(face_recognition.face_encodings(mirrored, mirrored_boxes))) / 2
+    with_numpy = np.array(NumpyEncoder(mirror=True).encode(rgb, boxes))
+    assert np.abs(with_numpy - expected).max() < 1e-4
+    assert np.abs(np.array(DlibEncoder(mirror=True).encode(rgb, boxes)) - expected).max() < 1e-9
+    assert np.abs(np.array(NumpyEncoder(mirror=True).encode(mirrored, mirrored_boxes)) - with_numpy).max() < 1e-6
+    single = np.array(NumpyEncoder().encode(rgb, boxes))
+    assert np.linalg.norm(single - with_numpy, axis=1).min() > 0.02  # the mirror pass is not a no-op
 
 
 def test_large_photo_detected_on_a_reduced_copy(fr_examples: Path) -> None:
