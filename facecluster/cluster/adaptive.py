@@ -36,9 +36,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Two faces closer than this are nearly always one person (dlib's encoder: under
-# 1 in 10,000 different-person pairs of LFW), so the share of pairs this close
-# tells how many people share the collection.
+# Two faces closer than this are nearly always one person (dlib's encoder on
+# LFW: 1 in 20,000 different-person pairs, against 56 % of same-person pairs;
+# 97 % of LFW's pairs this close are one person), so the share of pairs this
+# close tells how many people share the collection.
 CLOSE = 0.45
 
 # Below this share of close pairs the collection is crowded (LFW: 0.15-0.27 %;
