@@ -45,8 +45,10 @@ GRAPH_K = 40  # one exact graph per set, shared by every run (each method reads 
 RULES = ("largest", "single")
 # The recommended method's candidate settings for leave-one-set-out: where a
 # collection counts as crowded, the base of chinese whispers' threshold
-# (facecluster/cluster/adaptive.py) and its slope on the median nearest distance.
-GRID = {"crowded_below": (0.003, 0.005, 0.01), "threshold_base": (0.35, 0.4, 0.45), "threshold_slope": (0.4, 0.5, 0.6)}
+# (facecluster/cluster/adaptive.py), its slope on the median nearest distance, and
+# how close on average two clusters must be (x the threshold) to be joined.
+GRID = {"crowded_below": (0.003, 0.005, 0.01), "threshold_base": (0.35, 0.4, 0.45), "threshold_slope": (0.4, 0.5, 0.6),
+        "join_within": (0.85, 0.9, 0.95)}
 
 
 def encoded(dataset: Path, cache_name: str, paths: list[str] | None = None) -> tuple[np.ndarray, list, list, list]:
@@ -103,13 +105,14 @@ def best_fixed(X: np.ndarray, truth: tuple[list, list], graph) -> list[tuple[flo
     return best
 
 
-def recommended(X: np.ndarray, graph, crowded_below: float, threshold_base: float, threshold_slope: float) -> np.ndarray:
+def recommended(X: np.ndarray, graph, crowded_below: float, threshold_base: float, threshold_slope: float,
+                join_within: float) -> np.ndarray:
     """The recommended (adaptive) method with its module settings replaced."""
     from facecluster.cluster import RECOMMENDED_METHOD, adaptive, cluster_encodings
 
-    names = ("CROWDED_BELOW", "_THRESHOLD_BASE", "_THRESHOLD_SLOPE")
+    names = ("CROWDED_BELOW", "_THRESHOLD_BASE", "_THRESHOLD_SLOPE", "JOIN_WITHIN")
     saved = [getattr(adaptive, name) for name in names]
-    for name, value in zip(names, (crowded_below, threshold_base, threshold_slope)):
+    for name, value in zip(names, (crowded_below, threshold_base, threshold_slope, join_within)):
         setattr(adaptive, name, value)
     try:
         return cluster_encodings(X, RECOMMENDED_METHOD, graph=graph)
@@ -184,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         print(_fmt(config), " ".join(f"{v[0]:.3f}" for v in results[config].values()), flush=True)
     from facecluster.cluster import adaptive
 
-    defaults = (adaptive.CROWDED_BELOW, adaptive._THRESHOLD_BASE, adaptive._THRESHOLD_SLOPE)
+    defaults = (adaptive.CROWDED_BELOW, adaptive._THRESHOLD_BASE, adaptive._THRESHOLD_SLOPE, adaptive.JOIN_WITHIN)
     lines += ["", f"## Leave-one-set-out: {RECOMMENDED_METHOD}", "",
               f"Grid: {'; '.join(f'{k} in {v}' for k, v in GRID.items())}. Shipped defaults: {_fmt(defaults)}.", ""]
     lines += leave_one_set_out(results, best, names)

@@ -473,3 +473,27 @@ def test_too_few_faces_are_never_read_as_crowded():
 
     assert not Crowding(0.0, 6).crowded  # 15 pairs: no share can be read from them
     assert Crowding(0.0, 64).crowded and not Crowding(0.006, 64).crowded
+
+
+def test_join_split_people_joins_only_mutual_closest_clusters_that_are_close_on_average():
+    from facecluster.cluster.adaptive import join_split_people
+
+    rng = np.random.default_rng(0)
+    shift = rng.normal(size=DIM)
+    shift /= np.linalg.norm(shift)
+    one = rng.normal(0, 0.02, (20, DIM))  # one person, ~0.3 apart...
+    halves = np.vstack([one[:10], one[10:] + 0.1 * shift])  # ...that a vote split in two
+    other, _ = blobs([10], seed=3)  # someone else, far away
+    X = np.vstack([halves, other + 1.0])
+    labels = np.repeat([4, 7, 9], 10)
+    from facecluster.cluster.density import _mean_distance
+
+    average = _mean_distance(X[:10], X[10:20])
+    assert 0.25 < average < 0.45
+    joined = join_split_people(X, labels, within=average + 0.01)
+    assert joined.tolist() == [4] * 20 + [9] * 10
+    assert join_split_people(X, labels, within=average - 0.01).tolist() == labels.tolist()  # not close enough
+    lonely = labels.copy()
+    lonely[0] = -1  # no cluster, and a cluster of one face, are left alone
+    lonely[19] = 12
+    assert join_split_people(X, lonely, within=1.0)[[0, 19]].tolist() == [-1, 12]

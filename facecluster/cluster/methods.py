@@ -59,7 +59,8 @@ import numbers
 
 import numpy as np
 
-from .adaptive import describe, read_crowding, threshold_for
+from . import adaptive
+from .adaptive import describe, join_split_people, read_crowding, threshold_for
 from .density import capped_hdbscan
 from .graph import NeighbourGraph, knn_graph
 from .memory import check_memory, estimate_memory_bytes
@@ -201,7 +202,7 @@ def _adaptive(X: np.ndarray, n_neighbors: int, min_cluster_size: int, given: Nei
     else:
         graph = _graph(X, n_neighbors, given, exact=exact, jobs=jobs)
         threshold = threshold_for(graph.distances[:, 0])
-        raw = _chinese_whispers(graph, threshold, seed=seed)
+        raw = join_split_people(X, _chinese_whispers(graph, threshold, seed=seed), adaptive.JOIN_WITHIN * threshold)
     if explain is not None:
         explain(describe(crowding, threshold))
     return _canonical_labels(raw, min_cluster_size)
