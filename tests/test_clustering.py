@@ -497,3 +497,16 @@ def test_join_split_people_joins_only_mutual_closest_clusters_that_are_close_on_
     lonely[0] = -1  # no cluster, and a cluster of one face, are left alone
     lonely[19] = 12
     assert join_split_people(X, lonely, within=1.0)[[0, 19]].tolist() == [-1, 12]
+
+
+def test_adaptive_reads_fewer_neighbours_in_a_large_uncrowded_collection(monkeypatch):
+    """Chinese whispers' Python lists cost ~70 bytes an edge: above 100k faces
+    (here lowered to 50) the uncrowded path reads 10 neighbours, not 32, and
+    finds the same people."""
+    X, y = blobs([20] * 5)
+    asked = []
+    real_graph = clustering._graph
+    monkeypatch.setattr(clustering, "_graph", lambda X, k, *a, **kw: asked.append(k) or real_graph(X, k, *a, **kw))
+    assert same_partition(cluster_encodings(X, "adaptive"), y) and asked == [32]
+    monkeypatch.setattr(clustering, "_ADAPTIVE_LARGE", 50)
+    assert same_partition(cluster_encodings(X, "adaptive"), y) and asked == [32, 10]

@@ -88,6 +88,7 @@ DEFAULTS: dict[str, dict[str, float]] = {
 # hdbscan's settings inside the adaptive method (crowded collections): on all
 # of LFW pairwise F1 0.975 with clusters from 2 faces, 0.970 from 3.
 _ADAPTIVE_HDBSCAN = {"threshold": 0.55, "min_cluster_size": 2, "n_neighbors": 10}
+_ADAPTIVE_LARGE, _ADAPTIVE_LARGE_K = 100_000, 10
 
 # Chinese whispers stops as soon as a full pass changes no label; this caps
 # the passes in the rare graphs where labels keep flipping.
@@ -200,7 +201,11 @@ def _adaptive(X: np.ndarray, n_neighbors: int, min_cluster_size: int, given: Nei
         raw = capped_hdbscan(graph, settings["threshold"], settings["min_cluster_size"], X)
         threshold = None
     else:
-        graph = _graph(X, n_neighbors, given, exact=exact, jobs=jobs)
+        # Chinese whispers keeps its graph as Python lists (~70 bytes an edge):
+        # a million faces at k = 32 peak at 7.4 GB.  Above 100k faces it reads
+        # the nearest 10 (at 100k faces of 100 people, identical labels to k = 32).
+        k = n_neighbors if len(X) <= _ADAPTIVE_LARGE else min(n_neighbors, _ADAPTIVE_LARGE_K)
+        graph = _graph(X, k, given, exact=exact, jobs=jobs)
         threshold = threshold_for(graph.distances[:, 0])
         raw = join_split_people(X, _chinese_whispers(graph, threshold, seed=seed), adaptive.JOIN_WITHIN * threshold)
     if explain is not None:
