@@ -233,38 +233,21 @@ def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, layer: ConvLayer) -> np.n
     return out
 
 
+def _tap_matrix(layer: ConvLayer) -> np.ndarray:
+    """``layer``'s weights as the (cout*k*k, cin) matrix :func:`_conv_by_taps` takes: rows (cout, ky, kx)."""
+    return np.ascontiguousarray(layer.weights.transpose(0, 2, 3, 1).reshape(-1, layer.weights.shape[1]))
+
+
 def _conv_by_taps(x: np.ndarray, taps: np.ndarray, b: np.ndarray, layer: ConvLayer) -> np.ndarray:
-    """A stride-1 convolution with few outputs (the 1-filter 9x9 scorer).
+    """A stride-1 convolution with few outputs (the 1-filter 9x9 scorer) of a
+    (cin, h, w) input, giving (cout, ho, wo).
 
     im2col would copy k*k*cin values per output for a single dot product;
-    instead every pixel's response to every tap is one matmul,
-    ``x @ taps`` with ``taps`` (cin, k*k*cout), and the output sums the k*k
-    shifted tap planes.
-    """
-    k, p = layer.weights.shape[2], layer.pad
-    cout = layer.weights.shape[0]
-    if p:
-        x = np.pad(x, ((p, p), (p, p), (0, 0)))
-    h, wd, c = x.shape
-    ho, wo = h - k + 1, wd - k + 1
-    resp = (x.reshape(-1, c) @ taps).reshape(h, wd, k * k, cout)
-    out = np.zeros((max(ho, 0), max(wo, 0), cout), dtype=np.float32)
-    for ky in range(k):
-        for kx in range(k):
-            out += resp[ky : ky + ho, kx : kx + wo, ky * k + kx]
-    out += b
-    if layer.relu:
-        np.maximum(out, 0, out=out)
-    return out
-
-
-def _conv_by_taps_chw(x: np.ndarray, taps: np.ndarray, b: np.ndarray, layer: ConvLayer) -> np.ndarray:
-    """:func:`_conv_by_taps` on a (cin, h, w) input, giving (cout, ho, wo).
-
-    One matmul ``taps @ x`` with ``taps`` (cout*k*k, cin) gives every tap's
-    response as a whole plane; the output adds the k*k planes, each shifted by
-    its tap's offset and clipped at the border (the zero padding), so nothing
-    is padded or gathered with a stride.  ~3x faster than the (h, w, c) form.
+    instead one matmul ``taps @ x`` with ``taps`` (cout*k*k, cin,
+    :func:`_tap_matrix`) gives every tap's response as a whole plane, and the
+    output adds the k*k planes, each shifted by its tap's offset and clipped at
+    the border (the zero padding), so nothing is padded or gathered with a
+    stride.  ~3x faster than the same on (h, w, c) arrays.
     """
     cout, _, k, _ = layer.weights.shape
     p = layer.pad
@@ -404,10 +387,10 @@ def _few_taps(layer: ConvLayer) -> bool:
 
 def _step(layer: ConvLayer) -> Callable[[np.ndarray], np.ndarray]:
     """The fastest numpy evaluation of ``layer`` as a function of its (h, w, cin) input."""
-    cout, cin, k, _ = layer.weights.shape
+    cout = layer.weights.shape[0]
     if _few_taps(layer):
-        taps = np.ascontiguousarray(layer.weights.transpose(1, 2, 3, 0).reshape(cin, -1))
-        return functools.partial(_conv_by_taps, taps=taps, b=layer.bias, layer=layer)
+        taps = _tap_matrix(layer)
+        return lambda x: _conv_by_taps(np.ascontiguousarray(x.transpose(2, 0, 1)), taps, layer.bias, layer).transpose(1, 2, 0)
     mat = np.ascontiguousarray(layer.weights.transpose(2, 3, 1, 0).reshape(-1, cout))  # rows (ky, kx, cin)
     return functools.partial(_conv, w=mat, b=layer.bias, layer=layer)
 
@@ -434,13 +417,12 @@ class _OrtNetwork:
         self.scorer = wide.pop() if _few_taps(wide[-1]) and len(wide) > 1 else None
         self.body = _OrtLayers(wide, threads)
         if self.scorer is not None:
-            cin = self.scorer.weights.shape[1]
-            self.taps = np.ascontiguousarray(self.scorer.weights.transpose(0, 2, 3, 1).reshape(-1, cin))  # rows (cout, ky, kx)
+            self.taps = _tap_matrix(self.scorer)
 
     def __call__(self, planes: np.ndarray) -> np.ndarray:
         x = self.body(planes)
         if self.scorer is not None:
-            x = _conv_by_taps_chw(x, self.taps, self.scorer.bias, self.scorer)
+            x = _conv_by_taps(x, self.taps, self.scorer.bias, self.scorer)
         return x.transpose(1, 2, 0)
 
 
