@@ -122,15 +122,21 @@ def join_split_people(encodings: np.ndarray, labels: np.ndarray, within: float, 
 
     from .density import _mean_distance
 
-    ids, inverse, sizes = np.unique(labels, return_inverse=True, return_counts=True)
-    groups = [c for c, size in zip(ids.tolist(), sizes.tolist()) if c >= 0 and size >= 2]
-    if len(groups) < 2:
+    ids, sizes = np.unique(labels, return_counts=True)
+    ends = np.cumsum(sizes)
+    order = np.argsort(labels, kind="stable")  # each cluster's faces together, in ids' order
+
+    def members(i: int) -> np.ndarray:
+        return order[ends[i] - sizes[i]:ends[i]]
+
+    kept = [i for i, (c, size) in enumerate(zip(ids.tolist(), sizes.tolist())) if c >= 0 and size >= 2]
+    if len(kept) < 2:
         return labels
+    groups = ids[kept].tolist()
     rng = np.random.default_rng(seed)
     faces = []
-    for c in groups:
-        members = np.flatnonzero(labels == c)
-        faces.append(members if len(members) <= _JOIN_SAMPLE else rng.choice(members, _JOIN_SAMPLE, replace=False))
+    for i in kept:
+        faces.append(members(i) if sizes[i] <= _JOIN_SAMPLE else rng.choice(members(i), _JOIN_SAMPLE, replace=False))
     centres = np.array([np.asarray(encodings[f], dtype=np.float64).mean(0) for f in faces])
     near = NearestNeighbors(n_neighbors=min(5, len(groups) - 1)).fit(centres).kneighbors(return_distance=False)
     closest, apart = np.full(len(groups), -1), np.full(len(groups), np.inf)
@@ -142,7 +148,7 @@ def join_split_people(encodings: np.ndarray, labels: np.ndarray, within: float, 
     joined = labels.copy()
     for i, j in enumerate(closest.tolist()):
         if i < j and closest[j] == i and apart[i] <= within:
-            joined[labels == groups[j]] = groups[i]
+            joined[members(kept[j])] = groups[i]
     return joined
 
 

@@ -162,8 +162,9 @@ def _halves_close(parent: np.ndarray, child: np.ndarray, n: int, nodes: int, all
     sample: dict[int, np.ndarray] = {}
     for c in range(nodes - 1, n - 1, -1):
         below = child[order[starts[c]:starts[c + 1]]]
-        halves = [sample.pop(h) for h in below[below >= n].tolist()]
-        ok[c] = all(ok[h] for h in below[below >= n].tolist())
+        children = below[below >= n].tolist()
+        halves = [sample.pop(h) for h in children]
+        ok[c] = all(ok[h] for h in children)
         if ok[c] and allowed[c] and len(halves) >= 2:
             ok[c] = max(_mean_distance(encodings[a], encodings[b])
                         for i, a in enumerate(halves) for b in halves[i + 1:]) <= link_cap
