@@ -1,4 +1,5 @@
-"""facecluster.encode.fast_encoder computes dlib's face encodings with numpy.
+"""facecluster.encode.fast_encoder computes dlib's face encodings outside dlib,
+with onnxruntime and with numpy (every test runs on both backends).
 
 Every comparison is against dlib itself (``face_recognition_model_v1``, the
 network face_recognition uses) and holds each face to a max abs difference of
@@ -28,9 +29,9 @@ def dlib_net():
     return dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
 
 
-@pytest.fixture(scope="module")
-def encoder():
-    return fe.load_encoder()
+@pytest.fixture(scope="module", params=fe.BACKENDS)
+def encoder(request):
+    return fe.load_encoder(backend=request.param)
 
 
 def _dlib_chip_encodings(net, chips: np.ndarray) -> np.ndarray:
@@ -59,6 +60,7 @@ def test_import_loads_no_model():
         "import sys, facecluster.encode.fast_encoder as fe; "
         "assert fe._ENCODERS == {}, 'model parsed at import'; "
         "assert 'dlib' not in sys.modules, 'dlib imported at import'; "
+        "assert 'onnxruntime' not in sys.modules, 'onnxruntime imported at import'; "
         "print('ok')"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -67,8 +69,14 @@ def test_import_loads_no_model():
 
 
 def test_load_encoder_is_cached(encoder):
-    assert fe.load_encoder() is encoder
-    assert fe.load_encoder(encoder.model_path) is encoder
+    assert fe.load_encoder(backend=encoder.backend) is encoder
+    assert fe.load_encoder(encoder.model_path, encoder.backend) is encoder
+    assert encoder.backend == "numpy" or fe.load_encoder() is encoder  # onnxruntime: the default here
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="backend"):
+        fe.FastEncoder(backend="tensorflow")
 
 
 def test_matches_dlib_on_synthetic_chips(encoder, dlib_net):
@@ -83,7 +91,7 @@ def test_batch_size_does_not_change_results(encoder):
     chips = _synthetic_chips(7, seed=3)
     a = encoder.encode_chips(chips, batch_size=1)
     b = encoder.encode_chips(chips, batch_size=3)
-    c = fe.encode_chips(chips)  # module-level helper, default batch
+    c = fe.load_encoder(backend=encoder.backend).encode_chips(chips)  # default batch
     assert np.abs(a - b).max() <= 1e-5
     assert np.abs(a - c).max() <= 1e-5
 
@@ -113,7 +121,7 @@ def test_bad_model_file_is_reported(tmp_path, encoder):
         path = tmp_path / f"{name}.dat"
         path.write_bytes(blob)
         with pytest.raises(fe.ModelFormatError):
-            fe.FastEncoder(path)
+            fe.FastEncoder(path, encoder.backend)
 
 
 # --- real faces -------------------------------------------------------------

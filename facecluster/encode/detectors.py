@@ -358,7 +358,7 @@ def choose_detector(requested: str, batch_size: int = 32, **scale) -> tuple[Dete
     asked = "asked for" if requested == "cnn" else None
     if cuda_available():
         return CnnDetector(batch_size=batch_size, **scale), asked or "dlib was built with CUDA"
-    from .mmod_numpy import default_backend
+    from .onnx_runtime import default_backend
 
     runtime = default_backend()
     if requested == "cnn":

@@ -57,7 +57,9 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from . import onnx_runtime
 from .mmod_dat import ConvLayer, MmodModel, parse
+from .onnx_runtime import BACKENDS, default_backend
 
 __all__ = ["BACKENDS", "Detection", "MmodDetector", "default_backend", "default_model_path", "load_detector", "detect"]
 
@@ -320,17 +322,9 @@ class _OrtLayers:
     """
 
     def __init__(self, layers: list[ConvLayer], threads: int) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.enable_mem_pattern = False
-        options.log_severity_level = 3  # errors only
         self.layers = layers
         self.cout = layers[-1].weights.shape[0]
-        self.session = ort.InferenceSession(_onnx_model(layers), options, providers=["CPUExecutionProvider"])
+        self.session = onnx_runtime.session(_onnx_model(layers), threads, shapes_vary=True)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         rows, cols = _output_size(self.layers, x.shape[1], x.shape[2])
@@ -356,7 +350,6 @@ def _receptive_centre(layers: tuple[ConvLayer, ...]) -> tuple[int, int]:
 _CHANNEL_MULTIPLE = 8  # see _widened
 _ORT_CHANNEL_MULTIPLE = 16  # onnxruntime's blocked (NCHWc) convolutions take channels in blocks of 16 (AVX-512) or 8
 _FEW_TAP_OUTPUTS = 128  # k*k*cout up to which _conv_by_taps beats im2col (measured: the 9x9 scorer)
-BACKENDS = ("onnxruntime", "numpy")
 
 
 def _widened(layers: tuple[ConvLayer, ...], multiple: int) -> list[ConvLayer]:
@@ -424,15 +417,6 @@ class _OrtNetwork:
         if self.scorer is not None:
             x = _conv_by_taps(x, self.taps, self.scorer.bias, self.scorer)
         return x.transpose(1, 2, 0)
-
-
-def default_backend() -> str:
-    """onnxruntime where it (and onnx, which builds its graph) can be imported, else
-    numpy; finding them imports neither."""
-    import importlib.util
-
-    found = all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
-    return "onnxruntime" if found else "numpy"
 
 
 @dataclass
