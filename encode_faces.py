@@ -13,7 +13,7 @@ import os
 from facecluster import cli
 from facecluster.encode import dask_runner, report
 from facecluster.encode.detectors import DETECTION_METHODS, choose_detector, slow_on_this_machine
-from facecluster.encode.encoders import ENCODERS, LANDMARK_MODELS, choose_encoder
+from facecluster.encode.encoders import DEFAULT_MIRROR, ENCODERS, LANDMARK_MODELS, choose_encoder
 from facecluster.encode.pipeline import DatasetError, Method, encode_dataset, list_dataset, run_in_processes
 from facecluster.encode.videos import DEFAULT_FACES_PER_TRACK, DEFAULT_STEP, VideoOptions, add_to_summary, encode_videos
 from facecluster.store import save_encodings
@@ -37,14 +37,14 @@ ap.add_argument("--max-detect-side", type=int, default=2000,
 ap.add_argument("--jitters", type=int, default=1,
                 help="re-samplings per face encoding (slower, a little more robust; runs dlib's encoder, "
                      "in place of the mirror pass)")
-ap.add_argument("--mirror", action="store_true",
-                help="encode each face and its mirror image and average the two (more accurate: LFW "
-                     "verification 99.17%% instead of 98.88%%; ~2x the encoding network's time); "
-                     "default: once, exactly as face_recognition does")
+ap.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=DEFAULT_MIRROR,
+                help="encode each face and its mirror image and average the two (default; LFW verification "
+                     "99.17%% against 98.88%%); --no-mirror: once, exactly as face_recognition does")
 ap.add_argument("--landmarks", choices=LANDMARK_MODELS, default="small",
                 help="landmark model for face alignment: 5-point (small) or 68-point (large)")
 ap.add_argument("--encoder", choices=ENCODERS, default="numpy",
-                help="runs the face_recognition ResNet: numpy (same encodings, ~8x faster here) or dlib")
+                help="runs the face_recognition ResNet: numpy (dlib's weights on onnxruntime or numpy: "
+                     "the same encodings, ~20x faster here) or dlib")
 ap.add_argument("--batch-size", type=int, default=32, help="photos per CNN batch on CUDA (default 32)")
 ap.add_argument("--video-step", type=float, default=DEFAULT_STEP,
                 help=f"videos: seconds between the frames looked at (default {DEFAULT_STEP})")

@@ -16,7 +16,7 @@ is the face whose box centre is nearest the picture's centre: LFW's
 deep-funneled images are centred on the labelled face.  A pair with an image
 where no face was found counts as "different" (a miss on a same-person pair).
 
-Usage: ``benchmarks/lfw_verification.py [--all] [-d auto|hog|cnn] [--landmarks small|large] [--mirror]``;
+Usage: ``benchmarks/lfw_verification.py [--all] [-d auto|hog|cnn] [--landmarks small|large] [--no-mirror]``;
 ``--all`` encodes every LFW photo and also reports how many have a face.
 """
 
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from facecluster.encode.detectors import DETECTION_METHODS, choose_detector  # noqa: E402
-from facecluster.encode.encoders import LANDMARK_MODELS, choose_encoder  # noqa: E402
+from facecluster.encode.encoders import DEFAULT_MIRROR, LANDMARK_MODELS, choose_encoder  # noqa: E402
 from facecluster.encode.pipeline import Method, encode_dataset, list_dataset  # noqa: E402
 from facecluster.images import Listing  # noqa: E402
 from facecluster.records import FaceRecord  # noqa: E402
@@ -121,7 +121,7 @@ def ten_fold(per_fold: list[tuple[np.ndarray, np.ndarray]]) -> tuple[list[float]
 
 
 def encode(lfw: Path, photos: list[str] | None, detection: str, landmarks: str = "small",
-           mirror: bool = False, workers: int = 0) -> tuple[list[FaceRecord], int, float]:
+           mirror: bool = DEFAULT_MIRROR, workers: int = 0) -> tuple[list[FaceRecord], int, float]:
     """Encode ``photos`` (relative to ``lfw``; ``None``: all of LFW) as encode_faces.py would.
 
     Returns the face records, how many photos yielded no face, and the seconds taken.
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="LFW verification (View 2, 10 folds) with encode_faces.py's defaults")
     parser.add_argument("-d", "--detection-method", default="auto", choices=DETECTION_METHODS)
     parser.add_argument("--landmarks", choices=LANDMARK_MODELS, default="small", help="as encode_faces.py's")
-    parser.add_argument("--mirror", action="store_true", help="as encode_faces.py's")
+    parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=DEFAULT_MIRROR, help="as encode_faces.py's")
     parser.add_argument("-w", "--workers", type=int, default=0, help="worker processes (default 0: one per core)")
     parser.add_argument("--all", action="store_true", help="encode all 13,233 LFW photos (not just the 7,701 in pairs)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"the results as JSON (default {RESULTS.relative_to(ROOT)})")

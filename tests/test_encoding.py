@@ -218,7 +218,7 @@ def test_options_and_folders_sharing_one_cache_keep_their_results(tmp_path: Path
 
 
 def test_single_pass_results_are_not_taken_for_the_mirror_pass(small_set: Path, tmp_path: Path) -> None:
-    """A cache written without the mirror pass (the default, as every run was before it) is not taken for --mirror's."""
+    """A cache written without the mirror pass (--no-mirror, as every run was before it) is not taken for the mirror pass's."""
     encodings = str(tmp_path / "enc.pickle")
     single = Method(HogDetector(), NumpyEncoder())
     before, summary = encode_dataset(list_dataset(str(small_set)), encodings, single, workers=1)

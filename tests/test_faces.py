@@ -82,17 +82,17 @@ def test_jitters_run_dlibs_encoder_and_say_so() -> None:
     encoder, why = choose_encoder("dlib", "small", 3)
     assert encoder == DlibEncoder("small", 3, mirror=False) and "in place of the mirror pass" in why
     encoder, _ = choose_encoder("numpy", "large", 1)
-    assert isinstance(encoder, NumpyEncoder) and encoder.cache_key() == "jit=1/lm=large/enc=numpy"
+    assert isinstance(encoder, NumpyEncoder) and encoder.cache_key() == "jit=1/lm=large/enc=numpy/mirror"
     method = Method(HogDetector(), DlibEncoder("small", 2, mirror=False))
     assert method.cache_key() == "v3/hog/up=None/max=2000/min=700/crop=112/jit=2/lm=small/enc=dlib"
 
 
-def test_the_mirror_pass_is_asked_for_said_and_keyed() -> None:
-    """Encodings with and without the mirror pass never share cache rows; without it (the default), the key of before."""
-    encoder, why = choose_encoder("numpy", mirror=True)
-    assert encoder == NumpyEncoder("small", 1, mirror=True) and "its mirror image, averaged (--mirror)" in why
-    single, why = choose_encoder("numpy")
-    assert single == NumpyEncoder(mirror=False) and "as face_recognition does" in why
+def test_the_mirror_pass_is_the_default_said_and_keyed() -> None:
+    """Encodings with and without the mirror pass never share cache rows; without it (--no-mirror), the key of before."""
+    encoder, why = choose_encoder("numpy")
+    assert encoder == NumpyEncoder("small", 1, mirror=True) and "its mirror image, averaged" in why
+    single, why = choose_encoder("numpy", mirror=False)
+    assert single == NumpyEncoder(mirror=False) and "as face_recognition does (--no-mirror)" in why
     assert encoder.cache_key() == "jit=1/lm=small/enc=numpy/mirror"
     assert single.cache_key() == "jit=1/lm=small/enc=numpy"  # what every cache row was keyed before the mirror pass
     assert choose_encoder("dlib", mirror=True)[0].cache_key() == "jit=1/lm=small/enc=dlib/mirror"

@@ -274,3 +274,27 @@ def test_progress_bar_on_a_terminal(tmp_path: Path, lfw: Path) -> None:
     text = screen.decode(errors="replace")
     assert "3/3" in text and "photo/s" in text and "<" in text  # count, rate, ETA
     assert "processing image" not in done.stdout.decode()
+
+
+def test_no_mirror_gives_face_recognitions_own_encodings(tmp_path: Path, lfw: Path) -> None:
+    """The mirror pass is the default and says so; --no-mirror is face_recognition.face_encodings exactly."""
+    import face_recognition
+
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    photo = sorted((lfw / "George_W_Bush").glob("*.jpg"))[0]
+    shutil.copy(photo, dataset / photo.name)
+    runs = {}
+    for flags in ((), ("--no-mirror",)):
+        encodings = tmp_path / f"enc{len(flags)}.pickle"
+        out = run_script("encode_faces.py", "-i", str(dataset), "-e", str(encodings), "-d", "hog", *flags)
+        assert out.returncode == 0, out.stderr
+        runs[flags] = (out.stdout, pickle.loads(encodings.read_bytes()))
+    default_out, default = runs[()]
+    single_out, single = runs[("--no-mirror",)]
+    assert "its mirror image, averaged" in default_out and "as face_recognition does (--no-mirror)" in single_out
+    rgb = face_recognition.load_image_file(str(photo))
+    expected = face_recognition.face_encodings(rgb, [tuple(r["loc"]) for r in single])
+    assert np.abs(np.array([r["encoding"] for r in single]) - np.array(expected)).max() < 1e-5
+    assert [r["loc"] for r in default] == [r["loc"] for r in single]
+    assert min(np.linalg.norm(a["encoding"] - b["encoding"]) for a, b in zip(default, single)) > 0.02

@@ -14,17 +14,17 @@ through :mod:`facecluster.encode.fast_encoder` (within 1e-6 of dlib; with
 onnxruntime ~20x faster than a BLAS-less dlib build, with numpy alone ~10x); :class:`DlibEncoder` calls dlib, and alone
 does random jitter (``num_jitters > 1``).
 
-With ``mirror=True`` (``--mirror``) each face is encoded twice and the two averaged:
-once in the photo, once in the photo mirrored left to right (dlib's landmarks
-found again there, dlib's chip cut there, the same network).  The result is
-the same for a photo and its mirror image, and on LFW's verification pairs it
-is more accurate (10 folds: 0.9917 against 0.9888 for the single pass; see
-docs/encoding.md).  It is not the default: on small photos it costs 1.29x the
-encoding time, and the clustering defaults were measured on single-pass
-encodings.  It is the deterministic form of what dlib's own
+With ``mirror=True`` (:data:`DEFAULT_MIRROR`; ``--no-mirror`` turns it off)
+each face is encoded twice and the two averaged: once in the photo, once in
+the photo mirrored left to right (dlib's landmarks found again there, dlib's
+chip cut there, the same network).  The result is the same for a photo and
+its mirror image, and on LFW's verification pairs it is more accurate (10
+folds: 0.9917 against 0.9888 for the single pass; see docs/encoding.md).
+With the ResNet on onnxruntime the second pass costs ~1.1x a photo's whole
+encoding time.  It is the deterministic form of what dlib's own
 ``num_jitters`` does (random small crops, half of them mirrored, averaged);
 the two are alternatives, so ``num_jitters > 1`` runs without the mirror
-pass.  ``mirror=False`` (the default) is exactly ``face_recognition.face_encodings``.
+pass.  ``mirror=False`` is exactly ``face_recognition.face_encodings``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from .models import dlib_encoder, landmark_predictor
 
 LANDMARK_MODELS = ("small", "large")  # 5-point (face_recognition's default) or 68-point
 ENCODERS = ("numpy", "dlib")
+DEFAULT_MIRROR = True  # every clustering default is measured on these encodings (docs/clustering.md)
 
 
 class Encoder(Protocol):
@@ -60,7 +61,7 @@ class _LandmarkEncoder:
     name: ClassVar[str] = ""
     landmarks: str = "small"
     num_jitters: int = 1
-    mirror: bool = False  # average with the encoding of the face in the mirrored photo
+    mirror: bool = False  # average with the encoding of the face in the mirrored photo (the tool's default: choose_encoder)
 
     def __post_init__(self) -> None:
         if self.landmarks not in LANDMARK_MODELS:
@@ -169,7 +170,7 @@ def mirror_photo(rgb: np.ndarray, boxes: list[Box]) -> tuple[np.ndarray, list[Bo
 
 
 def choose_encoder(requested: str, landmarks: str = "small", num_jitters: int = 1,
-                   mirror: bool = False) -> tuple[_LandmarkEncoder, str]:
+                   mirror: bool = DEFAULT_MIRROR) -> tuple[_LandmarkEncoder, str]:
     """The encoder for ``--encoder requested`` and why, in words.
 
     Jitter is dlib's alone (random re-samplings of the chip, half of them
@@ -185,8 +186,8 @@ def choose_encoder(requested: str, landmarks: str = "small", num_jitters: int = 
         else:
             why = f"asked for; --jitters {num_jitters}: dlib's {jitter}"
         return DlibEncoder(landmarks, num_jitters, mirror=False), why
-    passes = ("each face and its mirror image, averaged (--mirror)" if mirror
-              else "each face once, as face_recognition does")
+    passes = ("each face and its mirror image, averaged" if mirror
+              else "each face once, as face_recognition does (--no-mirror)")
     if requested == "numpy":
-        return NumpyEncoder(landmarks, mirror=mirror), f"dlib's ResNet and weights evaluated with numpy (dlib's encodings, faster here); {passes}"
+        return NumpyEncoder(landmarks, mirror=mirror), f"dlib's ResNet and weights evaluated outside dlib (dlib's encodings, faster here); {passes}"
     return DlibEncoder(landmarks, mirror=mirror), f"asked for; {passes}"
