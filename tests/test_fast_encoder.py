@@ -74,6 +74,38 @@ def test_load_encoder_is_cached(encoder):
     assert encoder.backend == "numpy" or fe.load_encoder() is encoder  # onnxruntime: the default here
 
 
+def test_onnx_graph_is_valid(encoder):
+    import onnx
+
+    model = onnx.load_from_string(fe._onnx_model(*encoder._program()))
+    onnx.checker.check_model(model, full_check=True)  # shapes inferred through every Pad and Add
+    assert [o.dim_value for o in model.graph.output[0].type.tensor_type.shape.dim][1:] == [fe.ENCODING_SIZE]
+
+
+def test_onnx_graph_is_kept_between_runs(tmp_path, monkeypatch):
+    """The second start reads the graph from disk (no parse); a damaged copy is built again;
+    an unwritable cache folder only means building it every time."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    chips = _synthetic_chips(3, seed=7)
+    first = fe.FastEncoder(backend="onnxruntime")
+    kept = list((tmp_path / "cache" / "facecluster").glob("dlib-resnet-*.onnx"))
+    assert len(kept) == 1 and kept[0].stat().st_size > 20e6
+    expected = first.encode_chips(chips)
+
+    def no_parse(*args):
+        raise AssertionError("the model file was parsed although its graph was kept")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(fe, "parse", no_parse)
+        assert np.array_equal(fe.FastEncoder(backend="onnxruntime").encode_chips(chips), expected)
+    kept[0].write_bytes(kept[0].read_bytes()[:5000])  # damaged
+    assert np.array_equal(fe.FastEncoder(backend="onnxruntime").encode_chips(chips), expected)
+    assert kept[0].stat().st_size > 20e6  # built again and kept
+    (tmp_path / "blocked").write_text("a file where the cache folder would be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "blocked"))
+    assert np.array_equal(fe.FastEncoder(backend="onnxruntime").encode_chips(chips), expected)
+
+
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="backend"):
         fe.FastEncoder(backend="tensorflow")

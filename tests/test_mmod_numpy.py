@@ -130,6 +130,13 @@ def test_model_contents(detector):
     assert mn._receptive_centre(model.layers) == (8, 14)
 
 
+def test_onnx_graph_is_valid(detector):
+    import onnx
+
+    layers = mmod_dat.parse(Path(detector.model_path).read_bytes()).layers
+    onnx.checker.check_model(onnx.load_from_string(mn._onnx_model(mn._widened(layers, mn._ORT_CHANNEL_MULTIPLE)[:-1])), full_check=True)
+
+
 def test_garbage_model_is_rejected(tmp_path):
     bad = tmp_path / "bad.dat"
     bad.write_bytes(b"\x01\x01\x01\x0bnot_a_model" + bytes(64))

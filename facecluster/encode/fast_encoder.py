@@ -193,12 +193,11 @@ def _conv_out(shape: tuple[int, int, int], cv: _Conv) -> tuple[int, int, int]:
     return cv.cout, (h + 2 * cv.pad - cv.k) // cv.stride + 1, (w + 2 * cv.pad - cv.k) // cv.stride + 1
 
 
-def _onnx_model(stem: _Conv, blocks: list, fc: np.ndarray) -> bytes:
-    """The network as a serialized ONNX graph: input ``x`` (n, 3, 150, 150), the
-    normalized chips; output ``y`` (n, 128).  Shapes are fixed by the chip size,
-    so each residual addition's zero padding (see :meth:`FastEncoder._forward`)
-    is worked out here, once, as Pad nodes."""
-    import onnx
+def _onnx_model(mean: np.ndarray, stem: _Conv, blocks: list, fc: np.ndarray) -> bytes:
+    """The network as a serialized ONNX graph: input ``chips`` (n, 150, 150, 3)
+    uint8 RGB, normalized in the graph as dlib does; output ``y`` (n, 128).
+    Shapes are fixed by the chip size, so each residual addition's zero padding
+    (see :meth:`FastEncoder._forward`) is worked out here, once, as Pad nodes."""
     from onnx import TensorProto, helper, numpy_helper
 
     nodes: list = []
@@ -225,7 +224,10 @@ def _onnx_model(stem: _Conv, blocks: list, fc: np.ndarray) -> bytes:
         after = [t - s for s, t in zip(shape, target)]
         return node("Pad", [x, constant(np.array([0, 0, 0, 0, 0, *after], dtype=np.int64))])
 
-    x = conv("x", stem, relu=True)
+    # input_rgb_image_sized: (pixel - mean) / 256 per channel, in float32, then NCHW
+    x = node("Cast", ["chips"], to=TensorProto.FLOAT)
+    x = node("Mul", [node("Sub", [x, constant(mean.astype(np.float32))]), constant(np.array(1 / 256, dtype=np.float32))])
+    x = conv(node("Transpose", [x], perm=[0, 3, 1, 2]), stem, relu=True)
     shape = _conv_out((3, CHIP_SIZE, CHIP_SIZE), stem)
     x = node("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2])
     shape = (shape[0], (shape[1] - 3) // 2 + 1, (shape[2] - 3) // 2 + 1)
@@ -243,13 +245,12 @@ def _onnx_model(stem: _Conv, blocks: list, fc: np.ndarray) -> bytes:
     graph = helper.make_graph(
         nodes,
         "dlib_face_recognition_resnet",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, CHIP_SIZE, CHIP_SIZE])],
+        [helper.make_tensor_value_info("chips", TensorProto.UINT8, ["n", CHIP_SIZE, CHIP_SIZE, 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", ENCODING_SIZE])],
         weights,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
+    # Not checked here (onnx.checker costs ~0.08 s of every run's start); the tests check it.
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8).SerializeToString()
 
 
 
@@ -265,32 +266,35 @@ class FastEncoder:
         backend = backend or default_backend()
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
-        path = os.fspath(model_path) if model_path is not None else default_model_path()
-        with open(path, "rb") as f:
+        self.model_path = os.fspath(model_path) if model_path is not None else default_model_path()
+        self.backend = backend
+        self._session = None
+        if backend == "onnxruntime":
+            # The graph is kept on disk between runs: building it (and importing onnx) would
+            # add ~0.2 s to every run's start.
+            self._session = onnx_runtime.cached_session("dlib-resnet", self.model_path, lambda: _onnx_model(*self._program()), threads)
+        else:
+            self._mean, self._stem, self._blocks, self._fc = self._program()
+
+    def _program(self) -> tuple[np.ndarray, _Conv, list, np.ndarray]:
+        """The model file's channel means, stem, residual blocks and final matrix."""
+        with open(self.model_path, "rb") as f:
             data = f.read()
         try:
             means, layers = parse(data)
-            self._stem, self._blocks, self._fc = _build_program(layers)
+            return (np.array(means, dtype=np.float32), *_build_program(layers))
         except ModelFormatError as exc:
-            raise ModelFormatError(f"{path}: {exc}") from None
+            raise ModelFormatError(f"{self.model_path}: {exc}") from None
         except (IndexError, ValueError, UnicodeDecodeError) as exc:  # garbage in the file
-            raise ModelFormatError(f"{path}: not a dlib face recognition model ({exc})") from None
-        self.model_path = path
-        self.backend = backend
-        self._mean = np.array(means, dtype=np.float32)
-        self._session = onnx_runtime.session(_onnx_model(self._stem, self._blocks, self._fc), threads) if backend == "onnxruntime" else None
+            raise ModelFormatError(f"{self.model_path}: not a dlib face recognition model ({exc})") from None
 
-    def _normalized(self, chips: np.ndarray) -> np.ndarray:
+    def _forward(self, chips: np.ndarray) -> np.ndarray:
+        if self._session is not None:
+            return self._session.run(None, {"chips": np.ascontiguousarray(chips)})[0]
         # input_rgb_image_sized: (pixel - mean) / 256, per channel, in float32
         x = chips.astype(np.float32)
         x -= self._mean
         x *= np.float32(1.0 / 256.0)
-        return x
-
-    def _forward(self, chips: np.ndarray) -> np.ndarray:
-        x = self._normalized(chips)
-        if self._session is not None:
-            return self._session.run(None, {"x": np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0]
         x = _conv(x, self._stem, relu=True)
         x = _max_pool_3x3_s2(x)
         for c1, c2, down in self._blocks:
