@@ -61,9 +61,9 @@ __all__ = [
 
 
 def default_model_path() -> str:
-    import face_recognition_models
+    from .models import _model_files
 
-    return face_recognition_models.face_recognition_model_location()
+    return _model_files().face_recognition_model_location()
 
 
 

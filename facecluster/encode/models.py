@@ -37,7 +37,11 @@ def install_pkg_resources_shim() -> None:
             import pkg_resources  # noqa: F401
         return
     except ImportError:
-        pass
+        sys.modules["pkg_resources"] = _pkg_resources_stand_in()
+
+
+def _pkg_resources_stand_in() -> types.ModuleType:
+    """A ``pkg_resources`` with the one function face_recognition_models calls."""
 
     def resource_filename(package: str, resource: str) -> str:
         spec = importlib.util.find_spec(package)
@@ -45,18 +49,29 @@ def install_pkg_resources_shim() -> None:
             raise ImportError(f"package {package} not found")
         return os.path.join(list(spec.submodule_search_locations)[0], resource)
 
-    shim = types.ModuleType("pkg_resources")
-    shim.resource_filename = resource_filename  # type: ignore[attr-defined]
-    sys.modules["pkg_resources"] = shim
+    stand_in = types.ModuleType("pkg_resources")
+    stand_in.resource_filename = resource_filename  # type: ignore[attr-defined]
+    return stand_in
 
 
 @functools.cache
 def _model_files() -> types.ModuleType:
-    """face_recognition_models, which only knows where the model files are."""
-    install_pkg_resources_shim()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    """face_recognition_models, which only knows where the model files are.
+
+    It imports ``pkg_resources`` for that one path join (see
+    :func:`install_pkg_resources_shim`); where setuptools still ships it, importing
+    it costs ~60 ms of every run's start.  So unless something has imported it
+    already, face_recognition_models is imported against the stand-in, which is
+    taken away again after: nothing else in the process ever sees it.
+    """
+    if "pkg_resources" in sys.modules:
         import face_recognition_models
+    else:
+        sys.modules["pkg_resources"] = _pkg_resources_stand_in()
+        try:
+            import face_recognition_models
+        finally:
+            del sys.modules["pkg_resources"]
     return face_recognition_models
 
 
