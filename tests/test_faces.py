@@ -224,3 +224,22 @@ def test_single_and_batched_detection_drop_the_same_unusable_boxes(monkeypatch) 
     detector = CnnDetector(upsample=0)
     # the empty box goes, the overhanging one is clipped, the one beyond the right edge is empty once clipped
     assert detector.detect(rgb) == detector.detect_batch([rgb, rgb])[1] == [(0, 90, 40, 30)]
+
+
+def test_photos_encoded_together_get_their_own_encodings(fr_examples: Path, lfw: Path) -> None:
+    """A worker's task of several photos runs all their faces through the network as one batch:
+    each photo (one without faces among them) gets exactly what it gets alone, in order."""
+    rgbs = [load_image(str(p)).rgb for p in (fr_examples / "_multi_face" / "examples__two_people.jpg",
+                                             sorted((lfw / "Aaron_Peirsol").glob("*.jpg"))[0])]
+    box_lists = [HogDetector().detect(rgb) for rgb in rgbs]
+    rgbs.insert(1, np.zeros((60, 80, 3), np.uint8))
+    box_lists.insert(1, [])
+    assert [len(boxes) for boxes in box_lists] == [2, 0, 1]
+    for mirror in (True, False):
+        encoder = NumpyEncoder(mirror=mirror)
+        together = encoder.encode_batch(rgbs, box_lists)
+        alone = [encoder.encode(rgb, boxes) for rgb, boxes in zip(rgbs, box_lists)]
+        assert [len(faces) for faces in together] == [2, 0, 1]
+        assert all(np.abs(np.array(a) - np.array(t)).max() < 1e-5 for a, t in zip(alone, together) if a)
+    assert Method(HogDetector(), NumpyEncoder()).photos_per_task == 4
+    assert Method(HogDetector(), DlibEncoder()).photos_per_task == 1

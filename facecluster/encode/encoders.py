@@ -44,6 +44,7 @@ DEFAULT_MIRROR = True  # every clustering default is measured on these encodings
 
 class Encoder(Protocol):
     name: str
+    photos_per_task: int  # photos whose faces it would rather encode together
 
     def cache_key(self) -> str: ...
 
@@ -59,6 +60,7 @@ class _LandmarkEncoder:
     """What both encoders share: landmarks first, then the ResNet (:meth:`_encode_views`)."""
 
     name: ClassVar[str] = ""
+    photos_per_task: ClassVar[int] = 1
     landmarks: str = "small"
     num_jitters: int = 1
     mirror: bool = False  # average with the encoding of the face in the mirrored photo (the tool's default: choose_encoder)
@@ -102,17 +104,27 @@ class _LandmarkEncoder:
         With ``mirror``, each is the mean of the face's encoding in ``rgb`` and
         in ``rgb`` mirrored left to right (landmarks found again there).
         """
-        if not boxes:
-            return []
-        views = [(rgb, boxes), mirror_photo(rgb, boxes)] if self.mirror else [(rgb, boxes)]
-        passes = self._encode_views([(picture, self._shapes(picture, where)) for picture, where in views])
-        if not self.mirror:
-            return passes[0]
-        return [(seen + mirrored) / 2 for seen, mirrored in zip(*passes)]
+        return self.encode_batch([rgb], [boxes])[0]
 
     def encode_batch(self, rgbs: list[np.ndarray], box_lists: list[list[Box]]) -> list[list[np.ndarray]]:
-        """:meth:`encode` for each photo, in order."""
-        return [self.encode(rgb, boxes) for rgb, boxes in zip(rgbs, box_lists)]
+        """:meth:`encode` for each photo, in order; every face of every photo in one
+        :meth:`_encode_views` call (one batch through the network)."""
+        views = []
+        for rgb, boxes in zip(rgbs, box_lists):
+            if boxes:
+                views += [(rgb, boxes), mirror_photo(rgb, boxes)] if self.mirror else [(rgb, boxes)]
+        if not views:
+            return [[] for _ in box_lists]
+        passes = iter(self._encode_views([(picture, self._shapes(picture, where)) for picture, where in views]))
+        encodings: list[list[np.ndarray]] = []
+        for boxes in box_lists:
+            if not boxes:
+                encodings.append([])
+            elif self.mirror:
+                encodings.append([(seen + mirrored) / 2 for seen, mirrored in zip(next(passes), next(passes))])
+            else:
+                encodings.append(next(passes))
+        return encodings
 
 
 @dataclass(frozen=True)
@@ -122,6 +134,9 @@ class NumpyEncoder(_LandmarkEncoder):
     with its cache key: both backends give the same encodings (within 1e-6)."""
 
     name: ClassVar[str] = "numpy"
+    # The faces of 4 photos through the network as one batch: 14.2 ms a small (LFW) photo
+    # with the mirror pass, against 16.9 ms photo by photo.
+    photos_per_task: ClassVar[int] = 4
 
     def __post_init__(self) -> None:
         if self.num_jitters != 1:

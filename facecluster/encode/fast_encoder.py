@@ -45,7 +45,9 @@ from .onnx_runtime import BACKENDS, default_backend
 
 CHIP_PADDING = 0.25
 ENCODING_SIZE = 128
-DEFAULT_BATCH = 4  # measured best on a 2-core AVX2 box: bigger batches fall out of cache
+# Chips per network call, measured best on a 2-core AVX2 box: numpy's im2col falls out of
+# cache in bigger batches; onnxruntime gains up to 8 (5.2 ms a chip against 5.9 in pairs).
+DEFAULT_BATCH = {"onnxruntime": 8, "numpy": 4}
 
 __all__ = [
     "BACKENDS",
@@ -316,7 +318,7 @@ class FastEncoder:
         feat = x.mean(axis=(1, 2), dtype=np.float32)  # avg_pool_everything
         return feat @ self._fc
 
-    def encode_chips(self, chips: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+    def encode_chips(self, chips: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """``(n, 150, 150, 3)`` uint8 RGB chips -> ``(n, 128)`` float64 encodings."""
         chips = np.asarray(chips)
         if chips.ndim == 3:
@@ -326,7 +328,7 @@ class FastEncoder:
         if chips.dtype != np.uint8:
             raise ValueError(f"expected uint8 chips, got {chips.dtype}")
         out = np.empty((chips.shape[0], ENCODING_SIZE), dtype=np.float64)
-        step = max(1, int(batch_size))
+        step = max(1, int(batch_size or DEFAULT_BATCH[self.backend]))
         for start in range(0, chips.shape[0], step):
             out[start : start + step] = self._forward(chips[start : start + step])
         return out
@@ -348,7 +350,7 @@ def load_encoder(model_path: str | os.PathLike | None = None, backend: str | Non
         return enc
 
 
-def encode_chips(chips: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+def encode_chips(chips: np.ndarray, batch_size: int | None = None) -> np.ndarray:
     """``(n, 150, 150, 3)`` uint8 RGB chips -> ``(n, 128)`` float64, like dlib's
     ``compute_face_descriptor`` with ``num_jitters <= 1``."""
     return load_encoder().encode_chips(chips, batch_size=batch_size)

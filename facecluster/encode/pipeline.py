@@ -57,6 +57,12 @@ class Method:
         """Results are reused only under the same key: the pipeline version, detector and encoder."""
         return f"v{PIPELINE_VERSION}/{self.detector.cache_key()}/{self.encoder.cache_key()}"
 
+    @property
+    def photos_per_task(self) -> int:
+        """Photos a worker takes at once: what the detector batches (CUDA) or the
+        encoder's network runs as one batch, whichever is more."""
+        return max(self.detector.photos_per_task, self.encoder.photos_per_task)
+
     def preload(self) -> None:
         """Load both models now (before forking workers that then share them)."""
         self.detector.preload()
@@ -277,7 +283,7 @@ def encode_dataset(
         summary.reused = len(results)
         if todo:
             method.preload()  # deliberately, once, before the workers fork
-        tasks = list(_chunks(todo, method.detector.photos_per_task))
+        tasks = list(_chunks(todo, method.photos_per_task))
         for result in runner(tasks, method, workers or os.cpu_count() or 1):
             results[result.path] = result
             cache.store(result)
