@@ -345,13 +345,13 @@ def test_min_cluster_size_is_validated():
         cluster_encodings(X, "chinese-whispers", min_cluster_size=1)
 
 
-def test_hdbscan_ceiling_keeps_far_apart_people_apart(faces_data, tmp_path):
+def test_hdbscan_ceiling_keeps_far_apart_people_apart(faces_data, tmp_path, monkeypatch):
     """five_celebs (5 people photographed across decades), every face scored
     as its folder's person: plain HDBSCAN on the graph merges people
     (pairwise F1 0.56 measured, largest-face rule); the ceiling keeps them
-    apart (0.966).  The recommended method reads the set as uncrowded and
-    runs chinese whispers near 0.6, where no fixed threshold under 0.575
-    reaches 0.98."""
+    apart (0.966), and so does the separation test alone (no ceiling: 0.967).
+    The recommended method reads the set as uncrowded and runs chinese
+    whispers near 0.6, where no fixed threshold under 0.575 reaches 0.98."""
     from facecluster.cluster.evaluation import evaluate, read_labels
     from facecluster.encode.detectors import HogDetector
     from facecluster.encode.encoders import NumpyEncoder
@@ -367,6 +367,10 @@ def test_hdbscan_ceiling_keeps_far_apart_people_apart(faces_data, tmp_path):
     assert said[0].startswith("uncrowded collection")
     assert evaluate(cluster_encodings(X, "chinese-whispers", threshold=0.5), people)["pairwise_f1"] < 0.95
     assert evaluate(cluster_encodings(X, "hdbscan"), people)["pairwise_f1"] >= 0.95
+    assert evaluate(cluster_encodings(X, "hdbscan", threshold=100.0), people)["pairwise_f1"] >= 0.95
+    from facecluster.cluster import density
+
+    monkeypatch.setattr(density, "SEPARATE_RATIO", np.inf)  # no ceiling, no separation test: plain HDBSCAN
     assert evaluate(cluster_encodings(X, "hdbscan", threshold=100.0), people)["pairwise_f1"] < 0.8
 
 
@@ -419,9 +423,38 @@ def test_hdbscan_refuses_a_cluster_whose_halves_are_far_apart_on_average():
     labels = _select(tree, n, cap=0.55, link=(X, 0.55))
     assert len(set(labels[: n // 2].tolist())) == len(set(labels[n // 2 :].tolist())) == 1
     assert labels[0] != labels[-1] and labels.min() >= 0
-    # halves 0.5 apart on average are allowed to stay one cluster
-    X[n // 2 :] -= direction * (1 - 0.5 / 0.8)
+    # halves 0.45 apart on average are allowed to stay one cluster
+    X[n // 2 :] -= direction * (1 - 0.45 / 0.8)
     assert len(set(_select(tree, n, cap=0.55, link=(X, 0.55)).tolist())) == 1
+
+
+def _halves(n_each: int, spread: float, apart: float, seed: int = 0) -> np.ndarray:
+    """Two groups of ``n_each`` encodings whose photos are ``spread`` apart on average
+    within each group, their centres ``apart``."""
+    rng = np.random.default_rng(seed)
+    direction = rng.normal(size=DIM)
+    direction *= apart / np.linalg.norm(direction)
+    sigma = spread / np.sqrt(2 * DIM)  # mean distance of two draws ~ sigma * sqrt(2 * DIM)
+    return np.vstack([rng.normal(0, sigma, (n_each, DIM)), direction + rng.normal(0, sigma, (n_each, DIM))])
+
+
+def test_hdbscan_separates_two_tight_groups_closer_than_the_ceiling():
+    """Look-alikes (density.py's separation test): two tight groups 0.5 apart on average are
+    two people; two loose groups as far apart on average, each as wide as that, are one person
+    photographed in two ways; groups under the minimum size are not judged by their spread."""
+    from facecluster.cluster import density
+    from facecluster.cluster.density import _select
+
+    def clusters(n_each: int, spread: float, apart: float) -> int:
+        tree, n = _two_halves_tree(n_each)
+        X = _halves(n_each, spread, apart)
+        between = density._mean_distance(X[:n_each], X[n_each:])
+        assert density.SEPARATE_BEYOND < between < 0.55  # both within the ceiling and the average-linkage cap
+        return len(set(_select(tree, n, cap=0.55, link=(X, 0.55)).tolist()))
+
+    assert clusters(10, 0.05, 0.5) == 2
+    assert clusters(10, 0.45, 0.26) == 1
+    assert clusters(density.SEPARATE_MIN_FACES - 1, 0.05, 0.5) == 1
 
 
 def test_crowding_tells_a_few_people_from_thousands():

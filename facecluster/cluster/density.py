@@ -28,6 +28,17 @@ of every labelled set, docs/clustering.md).  So a cluster is also refused when,
 at any split inside it, the halves' mean distance (average linkage, Sokal &
 Michener 1958, estimated on up to 32 photos of each) exceeds ``link_cap``.
 
+Look-alike people can be closer than that on average (Serena and Venus
+Williams: 0.52), yet each is much tighter than the two together (0.40-0.41
+within each).  So a split is also refused when both halves hold at least
+:data:`SEPARATE_MIN_FACES` photos and their mean distance is both beyond the
+usual distance within one person (:data:`SEPARATE_BEYOND`; LFW: median 0.42,
+90th percentile 0.46) and :data:`SEPARATE_RATIO` times the wider half's own
+mean distance: the ratio of spread between groups to spread within them that
+Calinski & Harabasz (1974) and Davies & Bouldin (1979) score partitions by.
+Small halves are left out of this test, since a few near-duplicate photos of one
+person are tight enough to pass it.
+
 scikit-learn computes the mutual-reachability graph, its minimum spanning tree
 and the condensed tree from the sparse kNN graph; the selection is here.
 """
@@ -47,6 +58,14 @@ _FAR = 1e3
 
 # Photos per side used to estimate the mean distance between a split's halves.
 _LINK_SAMPLE = 32
+
+# Two halves of at least this many photos each are two people when their mean
+# distance is beyond SEPARATE_BEYOND and SEPARATE_RATIO x the wider half's own.
+# LFW bench-3474 and all of LFW give the same F1 for every ratio in 1.15-1.25,
+# minimum in 6-12 and distance in 0.46-0.50 (docs/clustering.md).
+SEPARATE_MIN_FACES = 8
+SEPARATE_BEYOND = 0.48
+SEPARATE_RATIO = 1.2
 
 
 def capped_hdbscan(graph: NeighbourGraph, cap: float, min_cluster_size: int, encodings: np.ndarray | None = None,
@@ -147,13 +166,13 @@ def _select(tree: np.ndarray, n: int, cap: float, link: tuple[np.ndarray, float]
 def _halves_close(parent: np.ndarray, child: np.ndarray, n: int, nodes: int, allowed: np.ndarray,
                   encodings: np.ndarray, link_cap: float) -> np.ndarray:
     """Per tree node: whether at its own split and at every split below it the
-    halves' mean distance is at most ``link_cap``.
+    halves are one person (:func:`_one_person`).
 
     Children come after their parents in the condensed tree, so one pass from
     the last node up sees every subtree first.  Each node keeps a sample of
     up to :data:`_LINK_SAMPLE` of its photos (seeded), drawn from its own
     points and its children's samples, so the check costs at most 32 x 32
-    distances per split whatever the cluster's size.
+    distances per pair of halves whatever the cluster's size.
     """
     rng = np.random.default_rng(0)
     order = np.argsort(parent, kind="stable")
@@ -166,11 +185,27 @@ def _halves_close(parent: np.ndarray, child: np.ndarray, n: int, nodes: int, all
         halves = [sample.pop(h) for h in children]
         ok[c] = all(ok[h] for h in children)
         if ok[c] and allowed[c] and len(halves) >= 2:
-            ok[c] = max(_mean_distance(encodings[a], encodings[b])
-                        for i, a in enumerate(halves) for b in halves[i + 1:]) <= link_cap
+            faces = [encodings[half] for half in halves]
+            ok[c] = all(_one_person(a, b, link_cap) for i, a in enumerate(faces) for b in faces[i + 1:])
         members = np.concatenate([below[below < n], *halves])
         sample[c] = members if len(members) <= _LINK_SAMPLE else rng.choice(members, _LINK_SAMPLE, replace=False)
     return ok
+
+
+def _one_person(a: np.ndarray, b: np.ndarray, link_cap: float) -> bool:
+    """Whether two halves of a split (their photos' encodings) may be one person:
+    on average within ``link_cap``, and not two tight groups clearly apart."""
+    between = _mean_distance(a, b)
+    if between > link_cap:
+        return False
+    if between <= SEPARATE_BEYOND or min(len(a), len(b)) < SEPARATE_MIN_FACES:
+        return True
+    return between <= SEPARATE_RATIO * max(_spread(a), _spread(b))
+
+
+def _spread(faces: np.ndarray) -> float:
+    """Mean distance between two different photos of ``faces``."""
+    return _mean_distance(faces, faces) * len(faces) / (len(faces) - 1)
 
 
 def _mean_distance(a: np.ndarray, b: np.ndarray) -> float:
