@@ -12,7 +12,7 @@ import pytest
 from facecluster.encode import detectors
 from facecluster.encode.detectors import CnnDetector, HogDetector, choose_detector
 from facecluster.encode.encoders import DlibEncoder, NumpyEncoder, choose_encoder
-from facecluster.encode.pipeline import Method
+from facecluster.encode.pipeline import Method, task_size
 from facecluster.images import load_image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -243,3 +243,6 @@ def test_photos_encoded_together_get_their_own_encodings(fr_examples: Path, lfw:
         assert all(np.abs(np.array(a) - np.array(t)).max() < 1e-5 for a, t in zip(alone, together) if a)
     assert Method(HogDetector(), NumpyEncoder()).photos_per_task == 4
     assert Method(HogDetector(), DlibEncoder()).photos_per_task == 1
+    # a short run is cut finer, so no worker waits long for another's last task
+    assert [task_size(photos, 4, 2) for photos in (26, 40, 64, 3474)] == [1, 2, 4, 4]
+    assert task_size(26, 4, 1) == 4 and task_size(0, 4, 2) == 1

@@ -152,6 +152,21 @@ def encode_photos(paths: list[str], method: Method) -> list[PhotoResult]:
     return [replace(results[path], fingerprint=fingerprints[path]) for path in paths]
 
 
+# Tasks each worker should get at least, so the run's tail (one worker finishing a last
+# task while the others wait) stays short: face_recognition's 26 example photos in tasks
+# of 4 took 1.2x as long as photo by photo.
+_TASKS_PER_WORKER = 8
+
+
+def task_size(photos: int, photos_per_task: int, workers: int) -> int:
+    """Photos per task: ``photos_per_task`` (the method's batch), but with several
+    workers smaller when there are too few photos for each to get
+    :data:`_TASKS_PER_WORKER` tasks (one worker has no one to keep waiting)."""
+    if workers == 1:
+        return photos_per_task
+    return max(1, min(photos_per_task, photos // (workers * _TASKS_PER_WORKER)))
+
+
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -283,8 +298,9 @@ def encode_dataset(
         summary.reused = len(results)
         if todo:
             method.preload()  # deliberately, once, before the workers fork
-        tasks = list(_chunks(todo, method.photos_per_task))
-        for result in runner(tasks, method, workers or os.cpu_count() or 1):
+        workers = workers or os.cpu_count() or 1
+        tasks = list(_chunks(todo, task_size(len(todo), method.photos_per_task, workers)))
+        for result in runner(tasks, method, workers):
             results[result.path] = result
             cache.store(result)
             summary.encoded += 1
