@@ -1,0 +1,73 @@
+"""Models kept on disk between runs (facecluster.encode.model_cache): built once,
+read back after, built again when damaged, built every time when there is nowhere
+to keep them; and the kept HOG detector finds exactly what dlib's own does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facecluster.encode import model_cache
+
+
+@pytest.fixture
+def cache_home(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "facecluster"
+
+
+def test_built_once_then_read_back(cache_home: Path) -> None:
+    builds = []
+
+    def build(path: Path) -> None:
+        builds.append(path)
+        path.write_text("model v1")
+
+    def load(path: Path) -> str:
+        text = path.read_text()
+        if not text.startswith("model"):
+            raise ValueError("damaged")
+        return text
+
+    assert model_cache.kept("toy.bin", "key", build, load) == "model v1"
+    assert model_cache.kept("toy.bin", "key", build, load) == "model v1"
+    assert len(builds) == 1
+    [kept] = cache_home.glob("toy-*.bin")
+    kept.write_text("garbage")
+    assert model_cache.kept("toy.bin", "key", build, load) == "model v1" and len(builds) == 2
+    assert kept.read_text() == "model v1"  # mended
+    assert model_cache.kept("toy.bin", "other key", build, load) == "model v1" and len(builds) == 3
+    assert sorted(p.name for p in cache_home.iterdir()) == sorted(p.name for p in cache_home.glob("toy-*.bin"))  # no leftovers
+
+
+def test_nowhere_to_keep_it_still_builds(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "blocked").write_text("a file where the cache folder would be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "blocked"))
+    assert model_cache.kept("toy.bin", "key", lambda path: path.write_text("built"), Path.read_text) == "built"
+
+
+def test_kept_hog_detector_finds_what_dlibs_own_finds(cache_home: Path, lfw: Path, fr_examples: Path) -> None:
+    import dlib
+    import face_recognition
+
+    from facecluster.encode import models
+
+    models.hog_detector.cache_clear()
+    try:
+        built = models.hog_detector()  # built and kept
+        models.hog_detector.cache_clear()
+        kept = models.hog_detector()  # read back
+        assert len(list(cache_home.glob("hog-frontal-face-*.svm"))) == 1
+    finally:
+        models.hog_detector.cache_clear()
+    own = dlib.get_frontal_face_detector()
+    photos = sorted(lfw.glob("*/*.jpg"))[::1500] + [fr_examples / "_multi_face" / "examples__two_people.jpg"]
+    for photo in photos:
+        rgb = face_recognition.load_image_file(str(photo))
+        for detector in (built, kept):
+            boxes, scores, filters = detector.run(rgb, 1, -0.5)
+            own_boxes, own_scores, own_filters = own.run(rgb, 1, -0.5)
+            assert [str(b) for b in boxes] == [str(b) for b in own_boxes]
+            assert np.allclose(scores, own_scores) and list(filters) == list(own_filters)
