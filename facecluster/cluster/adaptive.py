@@ -12,7 +12,7 @@ encodings alone:
 that belong to one person shrinks as 1 / (number of people), while the
 different-person pairs close enough to be confused grow with it.  The share of
 pairs closer than :data:`CLOSE` (estimated on a sample) measures this:
-0.15-0.27 % on LFW, 1-24 % on every smaller set.  Uniform sampling leaves the
+0.19-0.32 % on LFW, 1.3-25 % on every smaller set (mirror-pass encodings).  Uniform sampling leaves the
 share unchanged, so a few thousand faces estimate it for a million.
 In a crowded collection no single distance works (every fixed threshold stays
 under pairwise F1 0.96 on all of LFW); HDBSCAN's hierarchy, which cuts dense
@@ -46,8 +46,8 @@ import numpy as np
 # close tells how many people share the collection.
 CLOSE = 0.45
 
-# Below this share of close pairs the collection is crowded (LFW: 0.15-0.27 %;
-# the next most crowded labelled set, glint_aligned_crops: 0.96 %).
+# Below this share of close pairs the collection is crowded (mirror-pass encodings,
+# LFW: 0.19-0.32 %; the next most crowded labelled set, glint_aligned_crops: 1.29 %).
 CROWDED_BELOW = 0.005
 
 # Faces sampled to estimate the share (8 million pairs: ~0.1 s).
