@@ -16,12 +16,13 @@ import pytest
 
 from facecluster.cache import cache_path_for
 from facecluster.encode.detectors import CnnDetector, HogDetector
-from facecluster.encode.encoders import NumpyEncoder
+from facecluster.encode.encoders import DEFAULT_MIRROR, NumpyEncoder
 from facecluster.encode.pipeline import DatasetError, Method, encode_dataset, list_dataset
 from facecluster.store import load_encodings
 
-HOG = Method(HogDetector(), NumpyEncoder())
-HOG_1X = Method(HogDetector(upsample=0), NumpyEncoder())
+# encode_faces.py's encoder (the mirror pass), so records compare with the script's
+HOG = Method(HogDetector(), NumpyEncoder(mirror=DEFAULT_MIRROR))
+HOG_1X = Method(HogDetector(upsample=0), NumpyEncoder(mirror=DEFAULT_MIRROR))
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -220,7 +221,7 @@ def test_options_and_folders_sharing_one_cache_keep_their_results(tmp_path: Path
 def test_single_pass_results_are_not_taken_for_the_mirror_pass(small_set: Path, tmp_path: Path) -> None:
     """A cache written without the mirror pass (--no-mirror, as every run was before it) is not taken for the mirror pass's."""
     encodings = str(tmp_path / "enc.pickle")
-    single = Method(HogDetector(), NumpyEncoder())
+    single = Method(HogDetector(), NumpyEncoder(mirror=False))
     before, summary = encode_dataset(list_dataset(str(small_set)), encodings, single, workers=1)
     assert summary.encoded == 9
     now, summary = encode_dataset(list_dataset(str(small_set)), encodings, Method(HogDetector(), NumpyEncoder(mirror=True)),
