@@ -448,7 +448,7 @@ def test_hdbscan_separates_two_tight_groups_closer_than_the_ceiling():
     def clusters(n_each: int, spread: float, apart: float) -> int:
         tree, n = _two_halves_tree(n_each)
         X = _halves(n_each, spread, apart)
-        between = density._mean_distance(X[:n_each], X[n_each:])
+        between = density.mean_distance(X[:n_each], X[n_each:])
         assert density.SEPARATE_BEYOND < between < 0.55  # both within the ceiling and the average-linkage cap
         return len(set(_select(tree, n, cap=0.55, link=(X, 0.55)).tolist()))
 
@@ -519,9 +519,9 @@ def test_join_split_people_joins_only_mutual_closest_clusters_that_are_close_on_
     other, _ = blobs([10], seed=3)  # someone else, far away
     X = np.vstack([halves, other + 1.0])
     labels = np.repeat([4, 7, 9], 10)
-    from facecluster.cluster.density import _mean_distance
+    from facecluster.cluster.density import mean_distance
 
-    average = _mean_distance(X[:10], X[10:20])
+    average = mean_distance(X[:10], X[10:20])
     assert 0.25 < average < 0.45
     joined = join_split_people(X, labels, within=average + 0.01)
     assert joined.tolist() == [4] * 20 + [9] * 10

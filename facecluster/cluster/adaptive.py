@@ -120,7 +120,7 @@ def join_split_people(encodings: np.ndarray, labels: np.ndarray, within: float, 
     """
     from sklearn.neighbors import NearestNeighbors
 
-    from .density import _mean_distance
+    from .density import mean_distance
 
     ids, sizes = np.unique(labels, return_counts=True)
     ends = np.cumsum(sizes)
@@ -142,7 +142,7 @@ def join_split_people(encodings: np.ndarray, labels: np.ndarray, within: float, 
     closest, apart = np.full(len(groups), -1), np.full(len(groups), np.inf)
     for i, candidates in enumerate(near):
         for j in candidates.tolist():
-            distance = _mean_distance(encodings[faces[i]], encodings[faces[j]])
+            distance = mean_distance(encodings[faces[i]], encodings[faces[j]])
             if distance < apart[i]:
                 closest[i], apart[i] = j, distance
     joined = labels.copy()

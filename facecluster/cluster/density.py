@@ -195,7 +195,7 @@ def _halves_close(parent: np.ndarray, child: np.ndarray, n: int, nodes: int, all
 def _one_person(a: np.ndarray, b: np.ndarray, link_cap: float) -> bool:
     """Whether two halves of a split (their photos' encodings) may be one person:
     on average within ``link_cap``, and not two tight groups clearly apart."""
-    between = _mean_distance(a, b)
+    between = mean_distance(a, b)
     if between > link_cap:
         return False
     if between <= SEPARATE_BEYOND or min(len(a), len(b)) < SEPARATE_MIN_FACES:
@@ -205,10 +205,10 @@ def _one_person(a: np.ndarray, b: np.ndarray, link_cap: float) -> bool:
 
 def _spread(faces: np.ndarray) -> float:
     """Mean distance between two different photos of ``faces``."""
-    return _mean_distance(faces, faces) * len(faces) / (len(faces) - 1)
+    return mean_distance(faces, faces) * len(faces) / (len(faces) - 1)
 
 
-def _mean_distance(a: np.ndarray, b: np.ndarray) -> float:
+def mean_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Mean Euclidean distance between the rows of ``a`` and of ``b``."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
