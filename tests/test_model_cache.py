@@ -48,6 +48,15 @@ def test_nowhere_to_keep_it_still_builds(tmp_path: Path, monkeypatch) -> None:
     assert model_cache.kept("toy.bin", "key", lambda path: path.write_text("built"), Path.read_text) == "built"
 
 
+def test_no_home_means_no_cache(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(model_cache.os.path, "expanduser", lambda path: path)  # '~' stays '~': no home
+    monkeypatch.chdir(tmp_path)
+    assert model_cache.cache_folder() is None
+    assert model_cache.kept("toy.bin", "key", lambda path: path.write_text("built"), Path.read_text) == "built"
+    assert list(tmp_path.iterdir()) == []  # nothing left in the working folder
+
+
 def test_kept_hog_detector_finds_what_dlibs_own_finds(cache_home: Path, lfw: Path, fr_examples: Path) -> None:
     import dlib
     import face_recognition

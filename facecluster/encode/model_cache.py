@@ -24,9 +24,11 @@ Model = TypeVar("Model")
 VERSION = 1
 
 
-def cache_folder() -> Path:
-    """``$XDG_CACHE_HOME/facecluster`` (default ``~/.cache/facecluster``)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "facecluster"
+def cache_folder() -> Path | None:
+    """``$XDG_CACHE_HOME/facecluster`` (default ``~/.cache/facecluster``); None where
+    there is no home to keep it in (then every run builds its models)."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser(os.path.join("~", ".cache")))
+    return base / "facecluster" if base.is_absolute() else None
 
 
 def file_key(path: str) -> str:
@@ -42,8 +44,11 @@ def kept(name: str, key: str, build: Callable[[Path], None], load: Callable[[Pat
     ``build`` writes the model to the path it is given; ``load`` reads it back
     (and raises if it cannot: the file is then built again).
     """
+    folder = cache_folder()
+    if folder is None:
+        return _built(name, build, load)
     digest = hashlib.blake2b(f"{VERSION}|{key}".encode(), digest_size=8).hexdigest()
-    path = cache_folder() / f"{Path(name).stem}-{digest}{Path(name).suffix}"
+    path = folder / f"{Path(name).stem}-{digest}{Path(name).suffix}"
     if path.is_file():
         try:
             return load(path)
@@ -57,8 +62,13 @@ def kept(name: str, key: str, build: Callable[[Path], None], load: Callable[[Pat
             model = load(fresh)
             os.replace(fresh, path)  # whole or not at all, whichever worker finishes first
         return model
-    except OSError:  # nowhere to keep it: build it where we can, every time
-        with tempfile.TemporaryDirectory(prefix=f"facecluster-{name}-") as scratch:
-            fresh = Path(scratch) / name
-            build(fresh)
-            return load(fresh)
+    except OSError:  # nowhere to keep it
+        return _built(name, build, load)
+
+
+def _built(name: str, build: Callable[[Path], None], load: Callable[[Path], Model]) -> Model:
+    """The model built in a scratch folder and loaded, kept nowhere."""
+    with tempfile.TemporaryDirectory(prefix=f"facecluster-{name}-") as scratch:
+        fresh = Path(scratch) / name
+        build(fresh)
+        return load(fresh)
