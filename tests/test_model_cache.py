@@ -38,8 +38,11 @@ def test_built_once_then_read_back(cache_home: Path) -> None:
     kept.write_text("garbage")
     assert model_cache.kept("toy.bin", "key", build, load) == "model v1" and len(builds) == 2
     assert kept.read_text() == "model v1"  # mended
+    (cache_home / "toy-notes.bin").write_text("not one of ours")
     assert model_cache.kept("toy.bin", "other key", build, load) == "model v1" and len(builds) == 3
-    assert sorted(p.name for p in cache_home.iterdir()) == sorted(p.name for p in cache_home.glob("toy-*.bin"))  # no leftovers
+    # the file kept for the old key is gone (no scratch files either); other files are left alone
+    assert sorted(p.name for p in cache_home.iterdir()) == sorted([kept_now.name for kept_now in cache_home.glob("toy-????????????????.bin")] + ["toy-notes.bin"])
+    assert not kept.exists() and len(list(cache_home.glob("toy-????????????????.bin"))) == 1
 
 
 def test_nowhere_to_keep_it_still_builds(tmp_path: Path, monkeypatch) -> None:

@@ -195,6 +195,11 @@ def _conv_out(shape: tuple[int, int, int], cv: _Conv) -> tuple[int, int, int]:
     return cv.cout, (h + 2 * cv.pad - cv.k) // cv.stride + 1, (w + 2 * cv.pad - cv.k) // cv.stride + 1
 
 
+# The graph's form: bump it whenever _onnx_model changes, so graphs kept on disk by
+# earlier code (keyed by it and by the weight file) are not used.
+_GRAPH_VERSION = 1
+
+
 def _onnx_model(mean: np.ndarray, stem: _Conv, blocks: list, fc: np.ndarray) -> bytes:
     """The network as a serialized ONNX graph: input ``chips`` (n, 150, 150, 3)
     uint8 RGB, normalized in the graph as dlib does; output ``y`` (n, 128).
@@ -274,7 +279,8 @@ class FastEncoder:
         if backend == "onnxruntime":
             # The graph is kept on disk between runs: building it (and importing onnx) would
             # add ~0.2 s to every run's start.
-            self._session = onnx_runtime.cached_session("dlib-resnet", self.model_path, lambda: _onnx_model(*self._program()), threads)
+            self._session = onnx_runtime.cached_session("dlib-resnet", _GRAPH_VERSION, self.model_path,
+                                                        lambda: _onnx_model(*self._program()), threads)
         else:
             self._mean, self._stem, self._blocks, self._fc = self._program()
 

@@ -7,7 +7,8 @@ dlib (0.33-0.54 s here, where reading its saved form takes 1 ms), and the
 ResNet's ONNX graph, built from dlib's weight file (~0.2 s with importing
 onnx).  Both are kept in :func:`cache_folder` under a key of what they are built
 from, written whole or not at all.  Where the folder cannot be written the model
-is simply built every time; a kept file found damaged is built again.
+is simply built every time; a kept file found damaged is built again, and
+one kept under the same name for an older key is removed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ Model = TypeVar("Model")
 
 # Bump when a kept model's form changes, so files kept by older code are rebuilt.
 VERSION = 1
+
+_DIGEST_CHARS = 16  # of the key's digest in a kept file's name
 
 
 def cache_folder() -> Path | None:
@@ -47,7 +50,7 @@ def kept(name: str, key: str, build: Callable[[Path], None], load: Callable[[Pat
     folder = cache_folder()
     if folder is None:
         return _built(name, build, load)
-    digest = hashlib.blake2b(f"{VERSION}|{key}".encode(), digest_size=8).hexdigest()
+    digest = hashlib.blake2b(f"{VERSION}|{key}".encode(), digest_size=_DIGEST_CHARS // 2).hexdigest()
     path = folder / f"{Path(name).stem}-{digest}{Path(name).suffix}"
     if path.is_file():
         try:
@@ -61,9 +64,21 @@ def kept(name: str, key: str, build: Callable[[Path], None], load: Callable[[Pat
             build(fresh)
             model = load(fresh)
             os.replace(fresh, path)  # whole or not at all, whichever worker finishes first
+        _forget_others(path, name)
         return model
     except OSError:  # nowhere to keep it
         return _built(name, build, load)
+
+
+def _forget_others(path: Path, name: str) -> None:
+    """Remove the files kept under ``name`` for other keys (an older dlib, a
+    reinstalled model file): each is the size of its model, and none is read again."""
+    for other in path.parent.glob(f"{Path(name).stem}-{'?' * _DIGEST_CHARS}{Path(name).suffix}"):
+        if other != path:
+            try:
+                other.unlink()
+            except OSError:
+                pass
 
 
 def _built(name: str, build: Callable[[Path], None], load: Callable[[Path], Model]) -> Model:

@@ -41,12 +41,13 @@ def session(model: bytes, threads: int, *, shapes_vary: bool = False):
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def cached_session(name: str, weights_file: str, build: Callable[[], bytes], threads: int):
+def cached_session(name: str, version: int, weights_file: str, build: Callable[[], bytes], threads: int):
     """:func:`session` of the graph ``build()`` makes from ``weights_file``, the graph
     kept on disk between runs (:mod:`.model_cache`: a 22 MB read instead of parsing
-    dlib's file, importing onnx and serializing a graph)."""
+    dlib's file, importing onnx and serializing a graph); ``version`` is the graph's
+    form, so one kept by other code is never used."""
     from . import model_cache
 
-    return model_cache.kept(f"{name}.onnx", model_cache.file_key(weights_file),
+    return model_cache.kept(f"{name}.onnx", f"graph v{version}|{model_cache.file_key(weights_file)}",
                             lambda path: path.write_bytes(build()),
                             lambda path: session(path.read_bytes(), threads))
