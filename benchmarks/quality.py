@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"the other {sum(i is None for i in identities)} faces are bystanders, clustered but not "
                      "scored. The row \"bystanders labelled too\" scores every face as its folder's person.")
         notes.append(f"- demo: {_describe([data[i] for i in rows], len(demo))}.")
-        notes.append("- Encodings: encode_faces.py's pipeline with its defaults (HOG, numpy encoder)"
+        notes.append("- Encodings: encode_faces.py's pipeline with its defaults (`-d auto`, the mirror pass)"
                      + (f", {seconds:.0f} s for {len(bench_paths)} images." if seconds == seconds else "."))
 
     main_name = next(iter(sets))
