@@ -143,7 +143,7 @@ def bench_set(name: str, folder: Path, repeat: int, out: Path, workers: int, sin
     lines += ["", f"Speed-up: **{statistics.median(speedups):.2f}×** median (range {min(speedups):.2f}–{max(speedups):.2f}×)."]
     if single_too:
         single = [t / o for t, o in zip(times["tutorial loop"], times["ours --no-mirror"])]
-        cost = [o / m for m, o in zip(times["ours --no-mirror"], times["ours"])]
+        cost = [mirror / single for single, mirror in zip(times["ours --no-mirror"], times["ours"])]
         lines += [f"Speed-up of ours --no-mirror: {statistics.median(single):.2f}× median (range {min(single):.2f}–{max(single):.2f}×); "
                   f"the mirror pass's time: {statistics.median(cost):.2f}× median (range {min(cost):.2f}–{max(cost):.2f}×)."]
     if name == "lfw-bench":

@@ -20,8 +20,8 @@ the photo mirrored left to right (dlib's landmarks found again there, dlib's
 chip cut there, the same network).  The result is the same for a photo and
 its mirror image, and on LFW's verification pairs it is more accurate (10
 folds: 0.9917 against 0.9888 for the single pass; see docs/encoding.md).
-With the ResNet on onnxruntime the second pass costs ~1.1x a photo's whole
-encoding time.  It is the deterministic form of what dlib's own
+With the ResNet on onnxruntime a whole run takes 1.0-1.2x as long with it as
+without (large photos to small ones; docs/encoding.md).  It is the deterministic form of what dlib's own
 ``num_jitters`` does (random small crops, half of them mirrored, averaged);
 the two are alternatives, so ``num_jitters > 1`` runs without the mirror
 pass.  ``mirror=False`` is exactly ``face_recognition.face_encodings``.

@@ -9,8 +9,10 @@ float32, giving encodings that match dlib's to about 1e-6 (the tests hold every
 face to 1e-4), with one of two backends:
 
 - ``onnxruntime`` (the default where it is installed): the network as one ONNX
-  graph built in memory (``onnx.helper``, input ``(n, 3, 150, 150)``), run by an
-  onnxruntime session with one thread: ~5.3 ms a chip here.
+  graph built in memory (``onnx.helper``; input the uint8 chips themselves,
+  normalized in the graph), run by an onnxruntime session with one thread:
+  ~5.3 ms a chip here.  The built graph is kept on disk between runs
+  (:mod:`.model_cache`).
 - ``numpy``: im2col + ``numpy`` matrix products (OpenBLAS): ~9.3 ms a chip.
 
 Only the network is replaced.  Face chips are still cut by dlib
@@ -23,9 +25,10 @@ Only the network is replaced.  Face chips are still cut by dlib
 agree for the same 5-point shapes.  ``num_jitters > 1`` (random jitter) is not
 reproduced here.
 
-The model file is parsed once per process, lazily, on the first
-:func:`load_encoder` / :func:`encode_chips` call; importing this module loads
-nothing (neither onnxruntime nor dlib).  The tool runs one worker process per
+The encoder is made once per process, lazily, on the first
+:func:`load_encoder` / :func:`encode_chips` call (the model file is parsed
+then, unless its onnxruntime graph is already kept); importing this module
+loads nothing (neither onnxruntime nor dlib).  The tool runs one worker process per
 core, so the onnxruntime session has one thread, and the numpy path is
 normally wrapped in ``threadpoolctl.threadpool_limits(1)``.  The model file itself is read by
 :mod:`facecluster.encode.dlib_net_file`.
@@ -346,7 +349,7 @@ _LOCK = threading.Lock()
 
 def load_encoder(model_path: str | os.PathLike | None = None, backend: str | None = None) -> FastEncoder:
     """The process-wide encoder for ``model_path`` (default: face_recognition_models')
-    on ``backend`` (default: :func:`default_backend`), parsed on first use."""
+    on ``backend`` (default: :func:`default_backend`), made on first use."""
     path = os.fspath(model_path) if model_path is not None else default_model_path()
     key = (path, backend or default_backend())
     with _LOCK:
