@@ -1,0 +1,78 @@
+"""benchmarks/quality_sets.py: the labels it scores against, corrections included."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import quality_sets as qs  # noqa: E402
+
+
+def _corrections() -> dict[str, list[dict[str, str]]]:
+    return {path.stem: list(csv.DictReader(path.open(encoding="utf-8")))
+            for path in sorted(qs.CORRECTIONS.glob("*.csv"))}
+
+
+def test_a_correction_file_relabels_only_the_photos_it_names(tmp_path: Path, monkeypatch) -> None:
+    import quality
+
+    for name in ("Ann/1.png", "Ann/2.png", "Bob/3.png"):
+        (tmp_path / "set" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "set" / name).write_bytes(b"")
+    photos = sorted(str(p) for p in (tmp_path / "set").rglob("*.png"))
+    records = [{"imagePath": p, "loc": (0, 10, 10, 0), "encoding": np.zeros(128)} for p in photos]
+    monkeypatch.setattr(quality, "load_or_encode", lambda cache, paths: (records, 0.0))
+    corrections = tmp_path / "corrections"
+    corrections.mkdir()
+    (corrections / "set.csv").write_text("path,identity\nAnn/2.png,Cy\n")
+    monkeypatch.setattr(qs, "CORRECTIONS", corrections)
+
+    _, largest, single, _ = qs.encoded(tmp_path / "set", "set", photos)
+    assert largest == single == ["Ann", "Cy", "Bob"]
+    _, largest, _, _ = qs.encoded(tmp_path / "set", "set", photos, corrected=False)
+    assert largest == ["Ann", "Ann", "Bob"]
+
+
+def test_every_correction_names_a_photo_of_the_set_and_a_new_identity(faces_data: Path) -> None:
+    corrections = _corrections()
+    assert "glint_aligned_crops" in corrections
+    for set_name, rows in corrections.items():
+        assert set_name in qs.FOLDER_SETS
+        for row in rows:
+            photo = faces_data / set_name / row["path"]
+            assert photo.is_file(), photo
+            assert row["identity"] and row["identity"] != Path(row["path"]).parent.name
+
+
+def test_the_photos_relabelled_in_glint_are_another_person_to_the_encoder(faces_data: Path, tmp_path: Path) -> None:
+    """The 26 crops filed as Gwyneth Paltrow but showing Blythe Danner: their
+    encodings sit as far from the folder's other crops as two people's do,
+    and each group is as tight as one person's."""
+    from quality import load_or_encode
+
+    folder = faces_data / "glint_aligned_crops" / "Gwyneth Paltrow"
+    moved = {row["path"] for row in _corrections()["glint_aligned_crops"] if row["path"].startswith(folder.name + "/")}
+    photos = sorted(str(p) for p in folder.iterdir())
+    records, _ = load_or_encode(str(tmp_path / "gwyneth.pickle"), photos)
+    largest: dict[str, np.ndarray] = {}
+    for record in records:  # one face a photo: the largest
+        top, right, bottom, left = record["loc"]
+        area = (bottom - top) * (right - left)
+        if record["imagePath"] not in largest or area > largest[record["imagePath"]][0]:
+            largest[record["imagePath"]] = (area, np.asarray(record["encoding"]))
+    in_group = {path: f"{folder.name}/{Path(path).name}" in moved for path in largest}
+    danner = np.array([enc for path, (_, enc) in largest.items() if in_group[path]])
+    paltrow = np.array([enc for path, (_, enc) in largest.items() if not in_group[path]])
+    assert len(danner) == len(moved) == 26 and len(paltrow) >= 13
+
+    def mean_distance(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.linalg.norm(a[:, None] - b[None], axis=2).mean())
+
+    between = mean_distance(danner, paltrow)
+    assert between > 0.6  # dlib's encoder: different people ~0.8, the same person ~0.45 on LFW
+    assert mean_distance(danner, danner) < 0.5 and mean_distance(paltrow, paltrow) < 0.5
