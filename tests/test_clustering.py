@@ -453,7 +453,7 @@ def test_hdbscan_separates_two_tight_groups_closer_than_the_ceiling():
         return len(set(_select(tree, n, cap=0.55, link=(X, 0.55)).tolist()))
 
     assert clusters(10, 0.05, 0.5) == 2
-    assert clusters(10, 0.45, 0.26) == 1
+    assert clusters(10, 0.48, 0.2) == 1
     assert clusters(density.SEPARATE_MIN_FACES - 1, 0.05, 0.5) == 1
 
 
@@ -530,6 +530,28 @@ def test_join_split_people_joins_only_mutual_closest_clusters_that_are_close_on_
     lonely[0] = -1  # no cluster, and a cluster of one face, are left alone
     lonely[19] = 12
     assert join_split_people(X, lonely, within=1.0)[[0, 19]].tolist() == [-1, 12]
+
+
+def test_join_split_people_rejoins_a_person_in_three_pieces_but_not_two_tight_people():
+    from facecluster.cluster.adaptive import join_split_people
+    from facecluster.cluster.density import SEPARATE_MIN_FACES, clearly_apart
+
+    rng = np.random.default_rng(1)
+    person = rng.normal(0, 0.03, (9, DIM))  # ~0.5 apart on average
+    far, _ = blobs([6], seed=5)
+    X = np.vstack([person, far + 2.0])
+    pieces = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2] + [3] * 6)
+    joined = join_split_people(X, pieces, within=1.0)
+    assert len(set(joined[:9].tolist())) == 1 and joined[9] != joined[0]  # two rounds: 0+1, then 2
+
+    n = SEPARATE_MIN_FACES
+    twins = _halves(n, 0.05, 0.5)  # two tight people 0.5 apart: within reach, but clearly apart
+    assert clearly_apart(twins[:n], twins[n:])
+    labels = np.repeat([0, 1], n)
+    assert join_split_people(twins, labels, within=1.0).tolist() == labels.tolist()
+    loose = _halves(n, 0.48, 0.2)  # as far apart on average, each as wide: one person
+    assert not clearly_apart(loose[:n], loose[n:])
+    assert len(set(join_split_people(loose, labels, within=1.0).tolist())) == 1
 
 
 def test_adaptive_reads_fewer_neighbours_in_a_large_uncrowded_collection(monkeypatch):

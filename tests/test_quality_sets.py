@@ -76,3 +76,16 @@ def test_the_photos_relabelled_in_glint_are_another_person_to_the_encoder(faces_
     between = mean_distance(danner, paltrow)
     assert between > 0.6  # dlib's encoder: different people ~0.8, the same person ~0.45 on LFW
     assert mean_distance(danner, danner) < 0.5 and mean_distance(paltrow, paltrow) < 0.5
+
+
+def test_small_collections_hold_3_to_8_people_of_10_to_40_faces() -> None:
+    labels = [f"p{i % 12}" for i in range(12 * 45)] + [None] * 5 + ["few"] * 9
+    X = np.arange(len(labels), dtype=float)[:, None]
+    drawn = qs.small_collections({"big": (X, labels, labels)}, ("big",), draws=30)
+    assert len(drawn) == 30
+    for source, encodings, truth in drawn:
+        people = {label: truth.count(label) for label in truth}
+        assert source == "big" and 3 <= len(people) <= 8 and None not in people and "few" not in people
+        assert all(10 <= count <= 40 for count in people.values())
+        assert [labels[int(row)] for row in encodings[:, 0]] == truth  # each face keeps its own label
+    assert len({len(truth) for _, _, truth in drawn}) > 5  # sizes vary from draw to draw

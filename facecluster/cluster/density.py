@@ -30,12 +30,13 @@ Michener 1958, estimated on up to 32 photos of each) exceeds ``link_cap``.
 
 Look-alike people can be closer than that on average (Serena and Venus
 Williams: 0.52), yet each is much tighter than the two together (0.40-0.41
-within each).  So a split is also refused when both halves hold at least
-:data:`SEPARATE_MIN_FACES` photos and their mean distance is both beyond the
-usual distance within one person (:data:`SEPARATE_BEYOND`; LFW: median 0.42,
-90th percentile 0.46) and :data:`SEPARATE_RATIO` times the wider half's own
-mean distance: the ratio of spread between groups to spread within them that
-Calinski & Harabasz (1974) and Davies & Bouldin (1979) score partitions by.
+within each).  So a split is also refused (:func:`clearly_apart`) when both
+halves hold at least :data:`SEPARATE_MIN_FACES` photos and their mean distance
+is both beyond the usual distance within one person (:data:`SEPARATE_BEYOND`;
+LFW: median 0.42, 90th percentile 0.46) and :data:`SEPARATE_RATIO` times the
+wider half's own mean distance: the ratio of spread between groups to spread
+within them that Calinski & Harabasz (1974) and Davies & Bouldin (1979) score
+partitions by.
 Small halves are left out of this test, since a few near-duplicate photos of one
 person are tight enough to pass it.
 
@@ -62,10 +63,12 @@ _LINK_SAMPLE = 32
 # Two halves of at least this many photos each are two people when their mean
 # distance is beyond SEPARATE_BEYOND and SEPARATE_RATIO x the wider half's own.
 # LFW bench-3474 and all of LFW give the same F1 for every ratio in 1.15-1.25,
-# minimum in 6-12 and distance in 0.46-0.50 (docs/clustering.md).
+# minimum in 6-12 and distance in 0.46-0.50 (docs/clustering.md).  The same
+# test keeps the adaptive method from joining two people (adaptive.py), where
+# two glint actresses 1.17 x apart need the ratio at 1.15.
 SEPARATE_MIN_FACES = 8
 SEPARATE_BEYOND = 0.48
-SEPARATE_RATIO = 1.2
+SEPARATE_RATIO = 1.15
 
 
 def capped_hdbscan(graph: NeighbourGraph, cap: float, min_cluster_size: int, encodings: np.ndarray | None = None,
@@ -196,11 +199,21 @@ def _one_person(a: np.ndarray, b: np.ndarray, link_cap: float) -> bool:
     """Whether two halves of a split (their photos' encodings) may be one person:
     on average within ``link_cap``, and not two tight groups clearly apart."""
     between = mean_distance(a, b)
-    if between > link_cap:
-        return False
+    return between <= link_cap and not _apart(a, b, between)
+
+
+def clearly_apart(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two groups of faces (their encodings) are two people by their
+    spread alone: each of at least :data:`SEPARATE_MIN_FACES`, and on average
+    farther apart than :data:`SEPARATE_BEYOND` and than :data:`SEPARATE_RATIO`
+    times the wider group's own mean distance."""
+    return _apart(a, b, mean_distance(a, b))
+
+
+def _apart(a: np.ndarray, b: np.ndarray, between: float) -> bool:
     if between <= SEPARATE_BEYOND or min(len(a), len(b)) < SEPARATE_MIN_FACES:
-        return True
-    return between <= SEPARATE_RATIO * max(_spread(a), _spread(b))
+        return False
+    return between > SEPARATE_RATIO * max(_spread(a), _spread(b))
 
 
 def _spread(faces: np.ndarray) -> float:
