@@ -476,6 +476,9 @@ def test_adaptive_threshold_follows_how_alike_nearest_faces_are():
     assert threshold_for(np.array([0.3, 0.3, np.inf])) == pytest.approx(0.55)
     assert threshold_for(np.array([0.38])) == pytest.approx(0.59)
     assert threshold_for(np.array([0.5])) == pytest.approx(0.6)  # ceiling
+    strangers = np.full(40, 0.58)  # background faces, one photo each: no match
+    assert threshold_for(np.concatenate([np.full(20, 0.3), strangers])) == pytest.approx(0.55)
+    assert threshold_for(np.concatenate([np.full(3, 0.3), strangers])) == pytest.approx(0.6)  # too few matched to tell
 
 
 def test_adaptive_says_what_it_chose():

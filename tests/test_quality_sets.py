@@ -89,3 +89,13 @@ def test_small_collections_hold_3_to_8_people_of_10_to_40_faces() -> None:
         assert all(10 <= count <= 40 for count in people.values())
         assert [labels[int(row)] for row in encodings[:, 0]] == truth  # each face keeps its own label
     assert len({len(truth) for _, _, truth in drawn}) > 5  # sizes vary from draw to draw
+
+
+def test_strangers_are_other_peoples_faces_added_unlabelled() -> None:
+    labels = [f"p{i % 40}" for i in range(40 * 45)]
+    X = np.arange(len(labels), dtype=float)[:, None]
+    for _, encodings, truth in qs.small_collections({"big": (X, labels, labels)}, ("big",), draws=10, strangers=2):
+        people = {label for label in truth if label is not None}
+        labelled = sum(label is not None for label in truth)
+        assert truth.count(None) == 2 * labelled and truth[:labelled].count(None) == 0
+        assert not people & {labels[int(row)] for row in encodings[labelled:, 0]}  # none of them is in the collection

@@ -24,11 +24,12 @@ Yale, ORL; median nearest-neighbour distance 0.19-0.24) the people are also
 closer to each other, and a threshold of 0.5-0.55 is best; where they vary
 (decades, make-up, pose: 0.33-0.38) 0.6 is.  In an uncrowded collection
 chinese whispers therefore runs at ``0.4 + 0.5 x`` the median distance from a
-face to its nearest other face, kept within 0.5-0.6.  Chinese whispers' vote
+face to its nearest other face (over the faces with a match under 0.5, so that
+strangers in the background do not count), kept within 0.5-0.6.  Chinese whispers' vote
 can leave one person in two clusters whose faces are, on average, closer than
 the links it used (ORL: two people split 5 / 5; web photos of one person in
 a few pieces of 2-10); :func:`join_split_people` joins two clusters that are
-each other's closest when their faces are on average within 1.2 x the
+each other's closest when their faces are on average within 1.1 x the
 threshold, unless the two are tight groups clearly apart (the separation test
 of :mod:`.density`), and repeats on the joined clusters.
 
@@ -60,13 +61,21 @@ _SAMPLE = 4000
 _THRESHOLD_BASE, _THRESHOLD_SLOPE = 0.4, 0.5
 _THRESHOLD_RANGE = (0.5, 0.6)
 
+# The median is read over faces that have a match: their nearest other face
+# closer than this.  Strangers in the background (one photo each) have none;
+# counted, they would set the threshold by how unlike each other they are (two
+# strangers per labelled face sent small LFW collections to 0.6 and F1 0.95;
+# read this way, 0.99).  Where under a tenth of the faces have a match, all count.
+_MATCHED_BELOW = 0.5
+
 # Two clusters are one person when each is the other's closest, their faces
 # are on average within this share of chinese whispers' threshold, and they are
 # not two tight groups clearly apart (density.clearly_apart).  In 240 small
 # collections drawn from LFW and glint, one person's pieces sat 0.85-1.14 x
 # the threshold apart, different people's from 0.89 x, nearly all of them
-# clearly apart (docs/clustering.md); leave-one-set-out chooses 1.2 of 1.0-1.2.
-JOIN_WITHIN = 1.2
+# clearly apart (docs/clustering.md).  1.2 mends five_celebs' last split but,
+# among background strangers, joins their chance pairs into snowballs.
+JOIN_WITHIN = 1.1
 
 # Rounds of joining at most (each round joins mutual closest pairs once).
 _JOIN_ROUNDS = 10
@@ -111,8 +120,12 @@ def read_crowding(encodings: np.ndarray, *, seed: int = 0) -> Crowding:
 
 def threshold_for(nearest_distances: np.ndarray) -> float:
     """Chinese whispers' threshold for an uncrowded collection, from each
-    face's distance to its nearest other face."""
+    face's distance to its nearest other face (the median over the faces
+    that have a match, :data:`_MATCHED_BELOW`)."""
     finite = nearest_distances[np.isfinite(nearest_distances)]
+    matched = finite[finite < _MATCHED_BELOW]
+    if len(matched) >= max(10, 0.1 * len(finite)):
+        finite = matched
     median = float(np.median(finite)) if len(finite) else _THRESHOLD_RANGE[1]
     return float(np.clip(_THRESHOLD_BASE + _THRESHOLD_SLOPE * median, *_THRESHOLD_RANGE))
 
