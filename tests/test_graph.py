@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import require
 
 from facecluster.cluster import cluster_encodings
-from facecluster.cluster.graph import NeighbourGraph, _drop_self, knn_graph
+from facecluster.cluster.graph import _drop_self, knn_graph
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from scale import outliers_apart  # noqa: E402
