@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-
 from facecluster.cluster import cluster_encodings
 from facecluster.cluster.graph import _drop_self, knn_graph
 
