@@ -27,11 +27,11 @@ chinese whispers therefore runs at ``0.4 + 0.5 x`` the median distance from a
 face to its nearest other face (over the faces with a match under 0.5, so
 that strangers in the background do not count), kept within 0.5-0.6.  Chinese
 whispers' vote can leave one person in two clusters whose faces are, on
-average, closer than the links it used (ORL: two people split 5 / 5; web photos of one person in
-a few pieces of 2-10); :func:`join_split_people` joins two clusters that are
-each other's closest when their faces are on average within 1.1 x the
-threshold, unless the two are tight groups clearly apart (the separation test
-of :mod:`.density`), and repeats on the joined clusters.
+average, closer than the links it used (ORL: two people split 5 / 5; web
+photos of one person in a few pieces of 2-10); :func:`join_split_people` joins
+two clusters that are each other's closest when their faces are on average
+within 1.1 x the threshold, unless the two are tight groups clearly apart (the
+separation test of :mod:`.density`), and repeats on the joined clusters.
 
 Both rules were read off the labelled sets and are checked leave-one-set-out
 in ``make quality`` (benchmarks/quality_sets.py).
