@@ -142,9 +142,10 @@ def bench_set(name: str, folder: Path, repeat: int, out: Path, workers: int, sin
         )
     lines += ["", f"Speed-up: **{statistics.median(speedups):.2f}×** median (range {min(speedups):.2f}–{max(speedups):.2f}×)."]
     if single_too:
-        single = [t / o for t, o in zip(times["tutorial loop"], times["ours --no-mirror"])]
-        cost = [mirror / single for single, mirror in zip(times["ours --no-mirror"], times["ours"])]
-        lines += [f"Speed-up of ours --no-mirror: {statistics.median(single):.2f}× median (range {min(single):.2f}–{max(single):.2f}×); "
+        single_speedups = [t / o for t, o in zip(times["tutorial loop"], times["ours --no-mirror"])]
+        cost = [mirror / once for once, mirror in zip(times["ours --no-mirror"], times["ours"])]
+        lines += [f"Speed-up of ours --no-mirror: {statistics.median(single_speedups):.2f}× median "
+                  f"(range {min(single_speedups):.2f}–{max(single_speedups):.2f}×); "
                   f"the mirror pass's time: {statistics.median(cost):.2f}× median (range {min(cost):.2f}–{max(cost):.2f}×)."]
     if name == "lfw-bench":
         quality = {v: cluster_quality(pickles[v], folder) for v in commands}

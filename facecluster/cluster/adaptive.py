@@ -12,8 +12,9 @@ encodings alone:
 that belong to one person shrinks as 1 / (number of people), while the
 different-person pairs close enough to be confused grow with it.  The share of
 pairs closer than :data:`CLOSE` (estimated on a sample) measures this:
-0.19-0.32 % on LFW, 1.3-25 % on every smaller set (mirror-pass encodings).  Uniform sampling leaves the
-share unchanged, so a few thousand faces estimate it for a million.
+0.19-0.32 % on LFW, 1.3-25 % on every smaller set (mirror-pass encodings).
+Uniform sampling leaves the share unchanged, so a few thousand faces estimate
+it for a million.
 In a crowded collection no single distance works (every fixed threshold stays
 under pairwise F1 0.96 on all of LFW); HDBSCAN's hierarchy, which cuts dense
 and sparse people at different levels, reaches 0.975

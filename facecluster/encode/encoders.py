@@ -11,8 +11,9 @@ Both compute ``face_recognition.face_encodings(rgb, boxes, num_jitters,
 model=landmarks)``: dlib finds the landmarks and cuts the aligned chips either
 way; :class:`NumpyEncoder` then runs dlib's ResNet, with its own weights,
 through :mod:`facecluster.encode.fast_encoder` (within 1e-6 of dlib; with
-onnxruntime ~20x faster than a BLAS-less dlib build, with numpy alone ~10x); :class:`DlibEncoder` calls dlib, and alone
-does random jitter (``num_jitters > 1``).
+onnxruntime ~20x faster than a BLAS-less dlib build, with numpy alone ~10x);
+:class:`DlibEncoder` calls dlib, and alone does random jitter
+(``num_jitters > 1``).
 
 With ``mirror=True`` (:data:`DEFAULT_MIRROR`; ``--no-mirror`` turns it off)
 each face is encoded twice and the two averaged: once in the photo, once in
@@ -21,10 +22,10 @@ chip cut there, the same network).  The result is the same for a photo and
 its mirror image, and on LFW's verification pairs it is more accurate (10
 folds: 0.9917 against 0.9888 for the single pass; see docs/encoding.md).
 With the ResNet on onnxruntime a whole run takes 1.0-1.2x as long with it as
-without (large photos to small ones; docs/encoding.md).  It is the deterministic form of what dlib's own
-``num_jitters`` does (random small crops, half of them mirrored, averaged);
-the two are alternatives, so ``num_jitters > 1`` runs without the mirror
-pass.  ``mirror=False`` is exactly ``face_recognition.face_encodings``.
+without (large photos to small ones; docs/encoding.md).  It is the
+deterministic form of what dlib's own ``num_jitters`` does (random small
+crops, half of them mirrored, averaged); the two are alternatives, so
+``num_jitters > 1`` runs without the mirror pass.  ``mirror=False`` is exactly ``face_recognition.face_encodings``.
 """
 
 from __future__ import annotations

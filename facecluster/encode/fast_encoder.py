@@ -28,10 +28,10 @@ reproduced here.
 The encoder is made once per process, lazily, on the first
 :func:`load_encoder` / :func:`encode_chips` call (the model file is parsed
 then, unless its onnxruntime graph is already kept); importing this module
-loads nothing (neither onnxruntime nor dlib).  The tool runs one worker process per
-core, so the onnxruntime session has one thread, and the numpy path is
-normally wrapped in ``threadpoolctl.threadpool_limits(1)``.  The model file itself is read by
-:mod:`facecluster.encode.dlib_net_file`.
+loads nothing (neither onnxruntime nor dlib).  The tool runs one worker
+process per core, so the onnxruntime session has one thread, and the numpy
+path is normally wrapped in ``threadpoolctl.threadpool_limits(1)``.  The model
+file itself is read by :mod:`facecluster.encode.dlib_net_file`.
 """
 
 from __future__ import annotations
