@@ -6,7 +6,10 @@ tutorial's own scripts and the other way round::
     {"imagePath": str, "loc": (top, right, bottom, left), "encoding": ndarray[128] float64}
 
 A face from a video adds ``"frame": int`` and ``"time": float`` (seconds from
-the video's first frame); ``imagePath`` is then the video's path.
+the video's first frame) and, from encode_faces.py, ``"track": int`` (faces of
+one video with the same track were followed on screen as one person; numbered
+from 0 in each video); ``imagePath`` is then the video's path.  Readers treat
+``track`` as optional: older files and other tools' lack it.
 
 Boxes are always ``(top, right, bottom, left)`` in pixels of the original,
 upright (EXIF-rotated) photo -- face_recognition's convention.  dlib rectangles
@@ -52,10 +55,14 @@ def make_record(image_path: str, box: Box, encoding: np.ndarray) -> FaceRecord:
     }
 
 
-def make_video_record(video_path: str, box: Box, encoding: np.ndarray, frame: int, time: float) -> FaceRecord:
-    """A record of a face seen in a video: ``imagePath`` is the video, plus ``frame`` and ``time`` (seconds)."""
+def make_video_record(video_path: str, box: Box, encoding: np.ndarray, frame: int, time: float,
+                      track: int | None = None) -> FaceRecord:
+    """A record of a face seen in a video: ``imagePath`` is the video, plus ``frame``, ``time``
+    (seconds) and, when given, ``track`` (the number of the track it was followed on)."""
     record = make_record(video_path, box, encoding)
     record.update(frame=int(frame), time=round(float(time), 3))  # type: ignore[typeddict-unknown-key]
+    if track is not None:
+        record["track"] = int(track)  # type: ignore[typeddict-unknown-key]
     return record
 
 

@@ -99,7 +99,8 @@ def _check_record(index: int, record: object) -> FaceRecord:
 
 
 def _video_keys(where: str, record: dict) -> dict:
-    """The optional keys of a face from a video: ``frame`` (whole, >= 0) and ``time`` (seconds, >= 0)."""
+    """The optional keys of a face from a video: ``frame`` (whole, >= 0), ``time`` (seconds, >= 0)
+    and ``track`` (whole, >= 0: faces of one video with the same track are one person followed on screen)."""
     keys = {}
     if "frame" in record:
         frame = record["frame"]
@@ -111,6 +112,11 @@ def _video_keys(where: str, record: dict) -> dict:
         if isinstance(time, bool) or not isinstance(time, (int, float, np.integer, np.floating)) or not 0 <= time < 1e9:
             raise EncodingsError(f"{where}: time must be seconds >= 0")
         keys["time"] = float(time)
+    if "track" in record:
+        track = record["track"]
+        if isinstance(track, bool) or not isinstance(track, (int, np.integer)) or track < 0:
+            raise EncodingsError(f"{where}: track must be a whole number >= 0")
+        keys["track"] = int(track)
     return keys
 
 

@@ -44,6 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .constraints import Constraints, apart_clusters
+
 # Two faces closer than this are nearly always one person (dlib's encoder on
 # LFW: 1 in 20,000 different-person pairs, against 56 % of same-person pairs;
 # 97 % of LFW's pairs this close are one person), so the share of pairs this
@@ -131,11 +133,14 @@ def threshold_for(nearest_distances: np.ndarray) -> float:
     return float(np.clip(_THRESHOLD_BASE + _THRESHOLD_SLOPE * median, *_THRESHOLD_RANGE))
 
 
-def join_split_people(encodings: np.ndarray, labels: np.ndarray, within: float, *, seed: int = 0) -> np.ndarray:
+def join_split_people(encodings: np.ndarray, labels: np.ndarray, within: float, *, seed: int = 0,
+                      constraints: Constraints | None = None, same_below: float = 0.0) -> np.ndarray:
     """Labels with pairs of clusters joined when each is the other's closest
     (average distance between their faces, over up to 32 of each, among the 5
     clusters with the nearest centres), that average is at most ``within``,
-    and the two are not :func:`~facecluster.cluster.density.clearly_apart`.
+    and the two are not :func:`~facecluster.cluster.density.clearly_apart`
+    nor, given ``constraints``, seen together in one picture (two faces
+    closer than ``same_below`` excepted: :mod:`.constraints`).
 
     ``labels`` are raw cluster ids (negative: no cluster); clusters of one face
     are left alone.  Joins repeat, on the joined clusters, until none is made
@@ -143,7 +148,9 @@ def join_split_people(encodings: np.ndarray, labels: np.ndarray, within: float, 
     """
     joined = np.asarray(labels).copy()
     for _ in range(_JOIN_ROUNDS):
-        pairs = _closest_pairs(encodings, joined, within, seed=seed)
+        apart = set() if constraints is None else apart_clusters(encodings, joined, constraints, same_below)
+        pairs = [(a, b) for a, b in _closest_pairs(encodings, joined, within, seed=seed)
+                 if (min(a, b), max(a, b)) not in apart]
         if not pairs:
             break
         ids, inverse = np.unique(joined, return_inverse=True)

@@ -61,6 +61,7 @@ import numpy as np
 
 from . import adaptive
 from .adaptive import describe, join_split_people, read_crowding, threshold_for
+from .constraints import SAME_SHARE, Constraints, respect
 from .density import capped_hdbscan
 from .graph import NeighbourGraph, knn_graph
 from .memory import check_memory, estimate_memory_bytes
@@ -114,6 +115,7 @@ def cluster_encodings(
     exact: bool | None = None,
     graph: NeighbourGraph | None = None,
     explain=None,
+    constraints: Constraints | None = None,
 ) -> np.ndarray:
     """Cluster face encodings; return one integer label per face.
 
@@ -150,6 +152,13 @@ def cluster_encodings(
         one graph; its first ``n_neighbors`` columns are used.
     explain : callable or None
         ``adaptive`` calls it with one line saying what it chose and why.
+    constraints : Constraints or None
+        Who appears together (:class:`~facecluster.cluster.constraints.Constraints`,
+        from the records): every method but dbscan then keeps each video
+        track in one cluster and no two faces of one picture in one cluster
+        (unless near-identical: a reflection), splitting a cluster along them
+        (:func:`~facecluster.cluster.constraints.respect`).  dbscan's labels stay
+        the tutorial's.
 
     Returns
     -------
@@ -173,8 +182,11 @@ def cluster_encodings(
     n = X.shape[0]
     if n < 2:  # nothing can be grouped
         return np.full(n, -1, dtype=np.int64)
+    if constraints is not None and constraints.n != n:
+        raise ValueError(f"{n} encodings but {constraints.n} faces in the constraints")
     if method == "adaptive":
-        return _adaptive(X, n_neighbors, min_cluster_size, graph, exact=exact, jobs=jobs, seed=seed, explain=explain)
+        return _adaptive(X, n_neighbors, min_cluster_size, graph, exact=exact, jobs=jobs, seed=seed, explain=explain,
+                         constraints=constraints)
     if method == "dbscan":
         # Core points need min_samples - 1 neighbours besides themselves.
         n_neighbors = max(n_neighbors, min_samples)
@@ -187,19 +199,24 @@ def cluster_encodings(
         raw = _agglomerative(X, graph, threshold)
     else:
         raw = capped_hdbscan(graph, threshold, min_cluster_size, X)
+    if constraints is not None and method != "dbscan":
+        raw = respect(X, raw, constraints, SAME_SHARE * threshold)
     return _canonical_labels(raw, min_cluster_size)
 
 
 def _adaptive(X: np.ndarray, n_neighbors: int, min_cluster_size: int, given: NeighbourGraph | None, *,
-              exact: bool | None, jobs: int, seed: int, explain) -> np.ndarray:
+              exact: bool | None, jobs: int, seed: int, explain, constraints: Constraints | None) -> np.ndarray:
     """hdbscan in a crowded collection, else chinese whispers at a threshold
-    read from the nearest-neighbour distances (:mod:`.adaptive`)."""
+    read from the nearest-neighbour distances (:mod:`.adaptive`); then, given
+    ``constraints``, no join of two clusters seen in one picture and every
+    cluster split along its cannot-links (:mod:`.constraints`)."""
     crowding = read_crowding(X, seed=seed)
     if crowding.crowded:
         settings = _ADAPTIVE_HDBSCAN
         graph = _graph(X, settings["n_neighbors"], given, exact=exact, jobs=jobs)
         raw = capped_hdbscan(graph, settings["threshold"], settings["min_cluster_size"], X)
         threshold = None
+        same_below = SAME_SHARE * settings["threshold"]
     else:
         # Chinese whispers keeps its graph as Python lists (~70 bytes an edge):
         # a million faces at k = 32 peak at 7.4 GB.  Above 100k faces it reads
@@ -207,7 +224,11 @@ def _adaptive(X: np.ndarray, n_neighbors: int, min_cluster_size: int, given: Nei
         k = n_neighbors if len(X) <= _ADAPTIVE_LARGE else min(n_neighbors, _ADAPTIVE_LARGE_K)
         graph = _graph(X, k, given, exact=exact, jobs=jobs)
         threshold = threshold_for(graph.distances[:, 0])
-        raw = join_split_people(X, _chinese_whispers(graph, threshold, seed=seed), adaptive.JOIN_WITHIN * threshold)
+        same_below = SAME_SHARE * threshold
+        raw = join_split_people(X, _chinese_whispers(graph, threshold, seed=seed), adaptive.JOIN_WITHIN * threshold,
+                                constraints=constraints, same_below=same_below)
+    if constraints is not None:
+        raw = respect(X, raw, constraints, same_below)
     if explain is not None:
         explain(describe(crowding, threshold))
     return _canonical_labels(raw, min_cluster_size)

@@ -7,9 +7,10 @@ as they come (many videos, or many segments of one long video, keep every core
 busy), keeps each as it finishes, and then joins each video's segments into
 tracks and records.
 
-A record of a face from a video is the tutorial's record with two more keys:
-``frame`` (int) and ``time`` (seconds from the first frame); ``imagePath`` is
-the video's path.
+A record of a face from a video is the tutorial's record with three more keys:
+``frame`` (int), ``time`` (seconds from the first frame) and ``track`` (the
+number of the track it was followed on, from 0 in each video: clustering keeps
+a track's faces together); ``imagePath`` is the video's path.
 """
 
 from __future__ import annotations
@@ -234,8 +235,9 @@ def _records(video: _Video, options: VideoOptions, summary: VideoSummary) -> lis
     """One video's records: its segments' tracks joined, a few faces kept a track; notes a partial read."""
     parts = [video.done[segment.start] for segment in video.segments if segment.start in video.done]
     tracks = stitch([part.tracks for part in parts], options.step)
-    records = [make_video_record(video.path, s.box, s.encoding, s.frame, s.time)
-               for track in tracks for s in representatives(track.sightings, options.faces_per_track)]
+    records = [make_video_record(video.path, s.box, s.encoding, s.frame, s.time, number)
+               for number, track in enumerate(tracks)
+               for s in representatives(track.sightings, options.faces_per_track)]
     read_to = max((part.read_to for part in parts), default=0.0)
     summary.seconds += min(read_to, video.info.duration) if video.info.duration else read_to
     summary.tracks += len(tracks)
