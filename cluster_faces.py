@@ -12,7 +12,9 @@ import os
 import numpy as np
 
 from facecluster import cli
-from facecluster.cluster import DEFAULTS, METHODS, RECOMMENDED_METHOD, check_params, cluster_encodings, looks_collapsed
+from facecluster.cluster import DEFAULTS, METHODS, RECOMMENDED_METHOD, check_params, cluster_encodings
+from facecluster.cluster.collapse import collapse_warning
+from facecluster.cluster.constraints import Constraints, repeated_pictures
 from facecluster.present import DEFAULT_MAX_MONTAGES, PresentOptions, present
 from facecluster.present.windows import display_available
 from facecluster.store import EncodingsError, load_encodings, take_encodings
@@ -62,6 +64,8 @@ def main() -> int:
     except EncodingsError as problem:
         raise cli.UsageError(f"{args['encodings']}: {problem}") from None
     encodings = take_encodings(data)  # one float32 array; the records keep path and box
+    # Who appears together: faces of one picture are two people, a video track is one.
+    constraints = Constraints.from_records(data)
 
     # cluster the embeddings
     print(f"[INFO] clustering ({args['method']})...")
@@ -72,16 +76,18 @@ def main() -> int:
                     "every face will be an outlier")
     labels = cluster_encodings(encodings, args["method"], eps=args["eps"], min_samples=args["min_samples"],
                                threshold=args["threshold"], seed=args["seed"], jobs=args["jobs"],
-                               min_cluster_size=args["min_cluster_size"],
+                               min_cluster_size=args["min_cluster_size"], constraints=constraints,
                                explain=lambda choice: print(f"[INFO] {args['method']}: {choice}"))
 
     # determine the total number of unique faces found in the dataset
     labelIDs = np.unique(labels)
     numUniqueFaces = len(np.where(labelIDs > -1)[0])
     print("[INFO] # unique faces: {}".format(numUniqueFaces))
-    if looks_collapsed(labels, encodings):
-        cli.warning(f"the largest cluster ({np.bincount(labels[labels >= 0]).max()} of {len(labels)} faces) "
-                    f"looks like many people merged into one; try --method {RECOMMENDED_METHOD}")
+    repeats = repeated_pictures(labels, constraints)
+    twice = len({int(constraints.pictures[r.faces[0]]) for r in repeats})
+    print(f"[INFO] pictures holding one cluster twice: {twice} (of {constraints.multi_face_pictures()} "
+          "with two or more faces)")
+    warn_if_collapsed(args, encodings, labels, constraints)
 
     if args["labels"]:
         report_quality(data, labels, args["labels"], args["dataset_root"], args["score_all_faces"])
@@ -91,8 +97,29 @@ def main() -> int:
     output, windows = where_to_show(args["output"], args["organize"])
     present(output, data, labels, PresentOptions(
         show_windows=windows, organize=args["organize"], seed=args["seed"], max_montages=args["max_montages"],
-        run={"method": args["method"], "encodings": args["encodings"]}))
+        run={"method": args["method"], "encodings": args["encodings"]}, repeats=repeats))
     return 0
+
+
+# Up to this many faces, a collapsed run also tries the recommended method
+# (a second or two) to say what it finds.
+TRY_RECOMMENDED_UP_TO = 20_000
+
+
+def warn_if_collapsed(args: dict, encodings: np.ndarray, labels: np.ndarray, constraints: Constraints) -> None:
+    """Say plainly when the clusters look collapsed, and what would do better."""
+    from facecluster.cluster.constraints import count_repeated
+
+    method = args["method"]
+    threshold = args["threshold"] if args["threshold"] is not None else DEFAULTS[method].get("threshold")
+    if collapse_warning(labels, encodings, method, constraints, threshold=threshold) is None:
+        return
+    better = None
+    if method != RECOMMENDED_METHOD and len(labels) <= TRY_RECOMMENDED_UP_TO:
+        tried = cluster_encodings(encodings, RECOMMENDED_METHOD, seed=args["seed"], jobs=args["jobs"],
+                                  constraints=constraints)
+        better = (RECOMMENDED_METHOD, int(tried.max()) + 1, count_repeated(tried, constraints))
+    cli.warning(collapse_warning(labels, encodings, method, constraints, threshold=threshold, better=better))
 
 
 def check_arguments(args: dict) -> None:

@@ -164,3 +164,31 @@ def test_constraints_must_match_the_encodings():
     records, _ = look_alikes()
     with pytest.raises(ValueError, match="constraints"):
         cluster_encodings(encodings(records)[:-1], "adaptive", constraints=Constraints.from_records(records))
+
+
+def test_group_photos_of_look_alike_relatives_never_show_one_cluster_twice(lfw, tmp_path):
+    """Real faces: side-by-side composites of 2-4 of the Williams sisters and
+    the Bush family, encoded by the real pipeline.  Without the constraints the
+    recommended method puts sisters or father and son into one cluster; with
+    them no composite shows one cluster twice, and the people are still found."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import group_photos
+    from quality import load_or_encode
+
+    from facecluster.cluster import RECOMMENDED_METHOD
+    from facecluster.cluster.evaluation import evaluate
+
+    made = group_photos.make_composites(lfw, tmp_path / "groups", 30, names=group_photos.RELATIVES, seed=1)
+    records, _ = load_or_encode(str(tmp_path / "groups.pickle"), [c.path for c in made])
+    truth = group_photos.composite_labels(records, made)
+    assert sum(t is not None for t in truth) >= 0.95 * sum(len(c.people) for c in made)
+    X, c = encodings(records), Constraints.from_records(records)
+    assert c.multi_face_pictures() == len(made)
+    plain = cluster_encodings(X, RECOMMENDED_METHOD)
+    labels = cluster_encodings(X, RECOMMENDED_METHOD, constraints=c)
+    assert count_repeated(plain, c) > 0
+    assert count_repeated(labels, c) == 0
+    assert evaluate(labels, truth)["pairwise_f1"] >= evaluate(plain, truth)["pairwise_f1"] - 0.01 > 0.85

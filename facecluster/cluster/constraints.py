@@ -144,13 +144,75 @@ def respect(encodings: np.ndarray, labels: np.ndarray, constraints: Constraints,
     _keep_tracks_together(encodings, labels, constraints.tracks)
     conflicts = _conflicts(encodings, labels, constraints, same_below)
     next_id = int(labels.max(initial=-1)) + 1
+    moved = []
     for label, pairs in conflicts.items():
         members = np.flatnonzero(labels == label)
+        moved.append(members)
         sides = _split(encodings, members, pairs, constraints.tracks)
         for side in sides[1:]:
             labels[side] = next_id
             next_id += 1
+    if moved:
+        _rehome(encodings, labels, np.concatenate(moved), constraints, same_below / SAME_SHARE)
     return labels
+
+
+def _rehome(encodings: np.ndarray, labels: np.ndarray, faces: np.ndarray, constraints: Constraints,
+            within: float) -> None:
+    """In place: each of ``faces`` (a track as one) moves to the cluster whose
+    centre is nearest, when nearer than its own cluster's centre without it
+    (a face alone: nearer than ``within``) and that cluster holds no face of
+    its pictures.  A side split off with a few faces of another person whose
+    own cluster lies elsewhere sends them there (Venus Williams' photos split
+    off with some of Serena's go to Venus' cluster).  Repeats until nothing
+    moves (at most :data:`_SPLIT_ROUNDS` rounds)."""
+    X = np.asarray(encodings, dtype=np.float64)
+    unit_of, units = _units(faces, constraints.tracks)
+    in_picture = _faces_by_picture(constraints)
+    for _ in range(_SPLIT_ROUNDS):
+        ids, inverse = np.unique(labels, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        sums = np.zeros((len(ids), X.shape[1]))
+        np.add.at(sums, inverse, X)
+        counts = np.bincount(inverse, minlength=len(ids)).astype(np.float64)
+        valid = ids >= 0
+        centres = sums / np.maximum(counts, 1)[:, None]
+        changed = False
+        for unit in units:
+            members = faces[unit]
+            own = inverse[members[0]]
+            point, weight = X[members].mean(0), len(members)
+            if ids[own] >= 0 and counts[own] > weight:
+                rest = (sums[own] - X[members].sum(0)) / (counts[own] - weight)
+                stay = float(np.linalg.norm(point - rest))
+            else:
+                stay = within
+            distances = np.linalg.norm(centres - point, axis=1)
+            distances[~valid | (np.arange(len(ids)) == own)] = np.inf
+            partners = {int(labels[j]) for i in members.tolist() for j in in_picture.get(int(constraints.pictures[i]), ())
+                        if j != i and labels[j] >= 0}
+            for target in np.argsort(distances).tolist():
+                if distances[target] >= stay:
+                    break
+                if int(ids[target]) in partners:
+                    continue
+                labels[members] = ids[target]
+                sums[own] -= X[members].sum(0)
+                counts[own] -= weight
+                sums[target] += X[members].sum(0)
+                counts[target] += weight
+                centres[own] = sums[own] / max(counts[own], 1)
+                centres[target] = sums[target] / counts[target]
+                inverse[members] = target
+                changed = True
+                break
+        if not changed:
+            break
+
+
+def _faces_by_picture(constraints: Constraints) -> dict[int, np.ndarray]:
+    """Picture id -> its faces, for the pictures with two or more."""
+    return {int(constraints.pictures[group[0]]): group for group in constraints.shared()}
 
 
 def _keep_tracks_together(encodings: np.ndarray, labels: np.ndarray, tracks: np.ndarray) -> None:

@@ -13,6 +13,7 @@ import csv
 import os
 from collections.abc import Mapping, Sequence
 
+from ..cluster.constraints import Repeat
 from ..files import open_atomically
 from ..records import FaceRecord
 from .clusters import Clusters, json_string, json_text, montage_title, person_dirname
@@ -37,11 +38,15 @@ def write_clusters_csv(path: str | os.PathLike, records: Sequence[FaceRecord], c
 
 
 def write_clusters_json(
-    path: str | os.PathLike, records: Sequence[FaceRecord], clusters: Clusters, run: Mapping | None = None
+    path: str | os.PathLike, records: Sequence[FaceRecord], clusters: Clusters, run: Mapping | None = None,
+    repeats: Sequence[Repeat] = (),
 ) -> None:
-    """Write ``{"run": run, "counts": {...}, "clusters": [...]}`` as JSON.
+    """Write ``{"run": run, "counts": {...}, "clusters": [...], "repeated": [...]}`` as JSON.
 
-    ``counts`` has ``faces``, ``images``, ``people`` and ``unknown_faces``;
+    ``counts`` has ``faces``, ``images``, ``people``, ``unknown_faces`` and
+    ``pictures_with_a_cluster_twice``; ``repeated`` lists each of those
+    pictures' ``label`` and its faces there (``image``, ``box``, with ``frame``
+    and ``time`` for a video frame), from ``repeats``;
     each cluster (Unknown Faces first, then people largest first) has
     ``label``, ``name`` (its folder), ``title``, ``faces``, ``images`` and
     ``members``: ``[{"image": path, "box": [top, right, bottom, left]}, ...]``, with ``frame`` and
@@ -49,12 +54,27 @@ def write_clusters_json(
     ``run`` (e.g. the method used) is stored as given.  No encodings.
     """
     counts = {"faces": len(records), "images": clusters.photos, "people": clusters.people,
-              "unknown_faces": clusters.unknown_faces}
+              "unknown_faces": clusters.unknown_faces,
+              "pictures_with_a_cluster_twice": len({_picture(records[r.faces[0]]) for r in repeats})}
     with open_atomically(path, "w", encoding="utf-8", newline="") as handle:
         handle.write('{\n  "run": ' + json_text(dict(run or {})) + ',\n  "counts": ' + json_text(counts) + ',\n  "clusters": [')
         for position, label in enumerate(clusters.order):
             handle.write(("," if position else "") + "\n    " + _cluster_json(records, clusters, label))
-        handle.write("\n  ]\n}\n")
+        handle.write('\n  ],\n  "repeated": [')
+        handle.write(",".join("\n    " + _repeat_json(records, repeat) for repeat in repeats))
+        handle.write("\n  ]\n}\n" if repeats else "]\n}\n")
+
+
+def _picture(record: FaceRecord) -> tuple:
+    """What makes one picture: the photo, or the video and its frame."""
+    return record["imagePath"], record.get("frame")
+
+
+def _repeat_json(records: Sequence[FaceRecord], repeat: Repeat) -> str:
+    """One picture that shows one cluster twice, as JSON text."""
+    faces = ", ".join('{"image": ' + json_string(records[i]["imagePath"]) + ', "box": [%d, %d, %d, %d]' % _box(records[i])
+                      + _moment(records[i]) + "}" for i in repeat.faces)
+    return '{"label": %d, "faces": [%s]}' % (repeat.label, faces)
 
 
 def _cluster_json(records: Sequence[FaceRecord], clusters: Clusters, label: int) -> str:
@@ -72,7 +92,7 @@ def _cluster_json(records: Sequence[FaceRecord], clusters: Clusters, label: int)
 
 def _moment(record: FaceRecord) -> str:
     """``, "frame": N, "time": T`` for a face from a video (as JSON member text); empty for a photo."""
-    keys = {key: record[key] for key in ("frame", "time") if key in record}  # type: ignore[literal-required]
+    keys = {key: record[key] for key in ("frame", "time", "track") if key in record}  # type: ignore[literal-required]
     return "".join(f', "{key}": {json_text(value)}' for key, value in keys.items())
 
 

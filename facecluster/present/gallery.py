@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -56,24 +56,28 @@ def write_gallery(
     folders: Mapping[int, str],
     reader: PhotoReader,
     options: GalleryOptions = GalleryOptions(),
+    twice: Collection[int] = frozenset(),
 ) -> list[str]:
     """Write the gallery pages for the clusters ``shown`` (labels, in order) into ``out_dir``.
 
     ``montage_files`` and ``folders`` map labels to a montage image and a
     person folder (either may lack a label).  Photos are read with
-    ``reader``.  Returns the paths of the pages written, ``index.html`` first.
+    ``reader``.  ``twice``: record indices of faces whose picture shows their
+    cluster twice; they are shown first in their section and marked.
+    Returns the paths of the pages written, ``index.html`` first.
     """
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     per_page = max(1, options.people_per_page)
     pages = [list(shown[start:start + per_page]) for start in range(0, len(shown), per_page)] or [[]]
-    faces = {label: clusters.members(label)[:options.thumbs_per_person].tolist() for label in shown}
+    faces = {label: _shown_faces(clusters.members(label).tolist(), twice, options.thumbs_per_person) for label in shown}
     thumbs = _write_thumbnails(out_dir, records, [i for label in shown for i in faces[label]], reader)
     summary = _summary(records, clusters, len(shown))
     written = []
     for number, labels in enumerate(pages, 1):
         sections = [
-            _section(out_dir, records, clusters, label, faces[label], thumbs, montage_files.get(label), folders.get(label))
+            _section(out_dir, records, clusters, label, faces[label], thumbs, montage_files.get(label), folders.get(label),
+                     twice)
             for label in labels
         ]
         page = _page(options.title, summary, labels, clusters, sections, _page_links(number, len(pages)))
@@ -81,6 +85,12 @@ def write_gallery(
         write_text_atomically(written[-1], page)
     _remove_stale_pages(out_dir, len(pages))
     return written
+
+
+def _shown_faces(members: list[int], twice: Collection[int], count: int) -> list[int]:
+    """The first ``count`` faces of a cluster, those in ``twice`` first (so the pages show them)."""
+    marked = [i for i in members if i in twice]
+    return (marked + [i for i in members if i not in twice])[:count] if marked else members[:count]
 
 
 def page_name(number: int) -> str:
@@ -145,14 +155,19 @@ def _section(
     thumbs: Mapping[int, str],
     montage: str | None,
     folder: str | None,
+    twice: Collection[int] = frozenset(),
 ) -> str:
-    """One cluster's ``<section>``: heading, counts, folder link, montage and thumbnails."""
+    """One cluster's ``<section>``: heading, counts, folder link, montage and thumbnails
+    (faces in ``twice`` marked: their picture shows this cluster twice)."""
     esc = html.escape  # quote=True: safe inside attribute values too
     anchor, heading, size = person_dirname(label), montage_title(label), clusters.size(label)
     noun = source_noun(records, clusters.members(label).tolist())
     meta = f"{plural(size, 'face')} in {plural(clusters.photo_counts[label], noun)}"
     if len(faces) < size:
         meta += f" &middot; the first {len(faces):,} shown"
+    repeated = sum(i in twice for i in clusters.members(label).tolist()) if twice and label >= 0 else 0
+    if repeated:
+        meta += f' &middot; <span class="twice-note">{plural(repeated, "face")} in pictures that show it twice</span>'
     if folder is not None:  # organize() made this person's folder
         meta += f' &middot; <a href="{esc(_href(folder, out_dir))}/">{esc(anchor)}/</a>'
     picture = ""
@@ -167,8 +182,10 @@ def _section(
         name, href = display_path(records[i]["imagePath"]), _href(records[i]["imagePath"], out_dir)
         if is_from_video(records[i]):  # plays the clip from the moment the face was seen
             href, name = clip_href(href, records[i]["time"]), f"{name} at {clock(records[i]['time'])}"
+        mark = i in twice and label >= 0
+        extra, note = (' class="twice"', " (this picture shows this cluster twice)") if mark else ("", "")
         tiles.append(
-            f'<a href="{esc(href)}" title="{esc(name)}"><img src="{esc(thumbs[i])}" '
+            f'<a href="{esc(href)}"{extra} title="{esc(name + note)}"><img src="{esc(thumbs[i])}" '
             f'alt="face in {esc(os.path.basename(name))}" width="72" height="72" loading="lazy"></a>'
         )
     return (
@@ -268,6 +285,8 @@ section h2 { margin: 0; font-size: 19px; }
 .faces a { display: block; line-height: 0; border-radius: 6px; outline-offset: 2px; }
 .faces img { width: 72px; height: 72px; object-fit: cover; border-radius: 6px; background: var(--line); }
 .faces a:hover img, .faces a:focus img { box-shadow: 0 0 0 2px var(--accent); }
+.faces a.twice img { box-shadow: 0 0 0 3px #d93838; }
+.twice-note { color: #d93838; }
 .timeline { margin: 0 0 14px; padding: 0; list-style: none; display: flex; flex-wrap: wrap; gap: 6px; }
 .timeline a { padding: 2px 10px; border: 1px solid var(--line); border-radius: 6px; color: var(--accent);
               text-decoration: none; font-size: 13px; }

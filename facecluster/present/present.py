@@ -18,6 +18,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..cluster.constraints import Constraints, Repeat, repeated_pictures
 from ..records import FaceRecord
 from .clusters import Clusters, PhotoReader, group_clusters, montage_title
 from .export import write_clusters_csv, write_clusters_json
@@ -39,6 +40,8 @@ class PresentOptions:
     max_montages: int = DEFAULT_MAX_MONTAGES  # montages and gallery sections, largest clusters first
     run: Mapping = field(default_factory=dict)  # stored under "run" in clusters.json
     gallery: GalleryOptions = GalleryOptions()
+    # Pictures that show one cluster twice (None: found here from the records).
+    repeats: Sequence[Repeat] | None = None
 
 
 @dataclass
@@ -69,12 +72,15 @@ def present(out_dir: str | None, records: Sequence[FaceRecord], labels, options:
         print(f"[INFO] montages{' and gallery' if out_dir else ''} for the {len(shown):,} largest of "
               f"{len(clusters.order):,} clusters (--max-montages); {kept}")
     reader = PhotoReader()
+    repeats = options.repeats
+    if repeats is None:
+        repeats = repeated_pictures(np.asarray(labels), Constraints.from_records(records))
     if out_dir is not None:
-        done.folders = _files_and_folders(out_dir, records, clusters, options)
+        done.folders = _files_and_folders(out_dir, records, clusters, options, repeats)
     _montages(out_dir, records, clusters, shown, options, reader, done)
     if out_dir is not None:
         done.pages = write_gallery(out_dir, records, clusters, shown, done.montages, done.folders, reader,
-                                   options.gallery)
+                                   options.gallery, twice={i for repeat in repeats for i in repeat.faces})
         pages = f" ({len(done.pages)} pages)" if len(done.pages) > 1 else ""
         print(f"[INFO] wrote {len(done.montages):,} montages, clusters.csv, clusters.json and index.html{pages} "
               f"to {out_dir}/")
@@ -83,14 +89,14 @@ def present(out_dir: str | None, records: Sequence[FaceRecord], labels, options:
 
 
 def _files_and_folders(out_dir: str, records: Sequence[FaceRecord], clusters: Clusters,
-                       options: PresentOptions) -> dict[int, str]:
+                       options: PresentOptions, repeats: Sequence[Repeat]) -> dict[int, str]:
     """Write clusters.csv and clusters.json (every face) and, if asked, the person folders.
 
     Returns the person folders by label (empty without ``options.organize``).
     """
     os.makedirs(out_dir, exist_ok=True)
     write_clusters_csv(os.path.join(out_dir, "clusters.csv"), records, clusters)
-    write_clusters_json(os.path.join(out_dir, "clusters.json"), records, clusters, options.run)
+    write_clusters_json(os.path.join(out_dir, "clusters.json"), records, clusters, options.run, repeats)
     if not options.organize:
         return {}
     organized = organize(out_dir, records, clusters, options.organize)
