@@ -161,7 +161,9 @@ def test_json_per_person_with_counts(tmp_path, library):
     write_clusters_json(path, records, group_clusters(records, labels), extra)
     document = json.loads(path.read_text(encoding="utf-8"))
     assert document["run"] == {"method": "dbscan", "eps": 0.5, "jobs": 2, "encodings": "enc.pickle"}
-    assert document["counts"] == {"faces": 7, "images": 6, "people": 2, "unknown_faces": 1}
+    assert document["counts"] == {"faces": 7, "images": 6, "people": 2, "unknown_faces": 1,
+                                  "pictures_with_a_cluster_twice": 0}
+    assert document["repeated"] == []
     clusters = document["clusters"]
     assert [c["label"] for c in clusters] == [-1, 0, 1]  # the windows' and the gallery's order
     assert [c["name"] for c in clusters] == ["unknown", "person_00", "person_01"]
@@ -173,6 +175,32 @@ def test_json_per_person_with_counts(tmp_path, library):
         {"image": paths["group"], "box": [20, 300, 120, 200]},
     ]
     assert all(set(member) == {"image", "box"} for c in clusters for member in c["members"])  # no encodings
+
+
+def test_json_lists_the_pictures_that_show_one_cluster_twice(tmp_path, library):
+    from facecluster.cluster.constraints import Constraints, repeated_pictures
+
+    paths, records, labels = library
+    labels = labels.copy()
+    labels[4] = 0  # both faces of group.jpg in person 0
+    path = tmp_path / "clusters.json"
+    write_clusters_json(path, records, group_clusters(records, labels), {},
+                        repeated_pictures(labels, Constraints.from_records(records)))
+    document = json.loads(path.read_text(encoding="utf-8"))
+    assert document["counts"]["pictures_with_a_cluster_twice"] == 1
+    assert document["repeated"] == [{"label": 0, "faces": [{"image": paths["group"], "box": [20, 120, 120, 20]},
+                                                           {"image": paths["group"], "box": [20, 300, 120, 200]}]}]
+
+
+def test_gallery_marks_faces_whose_picture_shows_their_cluster_twice(tmp_path, library):
+    _, records, labels = library
+    labels = labels.copy()
+    labels[4] = 0
+    gallery_of(tmp_path / "out", records, labels)
+    page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    person = page[page.index('id="person_00"'):page.index('id="person_01"')]
+    assert person.count('class="twice"') == 2 and "2 faces in pictures that show it twice" in person
+    assert 'class="twice"' not in page[page.index('id="person_01"'):]
 
 
 def test_json_undecodable_name_round_trips(tmp_path):
