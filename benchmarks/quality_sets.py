@@ -15,7 +15,20 @@ under ``.cache/quality/``), then:
    comes from parameters tuned on the set itself;
 4. small collections (3-8 people, like a user's folder) drawn at random from
    all of LFW and from glint: every method at its defaults against each
-   draw's best fixed threshold.
+   draw's best fixed threshold;
+5. who appears together: for every labelled set, group photos built from LFW
+   (side-by-side composites of 2-4 different people, :mod:`group_photos`:
+   random people, and look-alike relatives), face_recognition's ``_multi_face``
+   photos and both video clips, the share of multi-face pictures (photos, or
+   video frames) that show one cluster twice, beside pairwise F1 on all
+   labelled faces of multi-face pictures (hand labels in
+   ``benchmarks/labels/``: who is where, for the ``_multi_face`` photos and
+   every face of the two clips).
+
+Every method is given who appears together (the records' pictures and video
+tracks, :mod:`facecluster.cluster.constraints`), as cluster_faces.py gives it,
+in 1-3 and 5; the small collections (4) hold the largest face of each photo
+only, so they have no picture with two faces.
 
 Two scoring rules: ``largest`` (each photo's largest face takes the photo's
 label; other faces are clustered but not scored) and ``single`` (only faces in
@@ -47,6 +60,8 @@ for path in (ROOT, ROOT / "benchmarks"):
 
 OUT = ROOT / "benchmarks" / "results" / "quality-sets.md"
 CORRECTIONS = ROOT / "benchmarks" / "label-corrections"
+LABELS = ROOT / "benchmarks" / "labels"  # image,time,x,y,identity: who is where in multi-face pictures
+COMPOSITES = 200  # group photos of random LFW people (and a quarter as many of relatives)
 CACHE = ROOT / ".cache" / "quality"
 FOLDER_SETS = ("five_celebs", "glint_aligned_crops", "yale_faces", "orl_att_faces", "face_recognition_examples")
 THRESHOLDS = {"chinese-whispers": [round(0.4 + 0.025 * i, 3) for i in range(11)],
@@ -91,22 +106,33 @@ def encoded(dataset: Path, cache_name: str, paths: list[str] | None = None, *,
     return X, primary_face_labels(records, folder), single, image_paths
 
 
-def labelled_sets(data: Path) -> dict[str, tuple[np.ndarray, list, list]]:
-    """name -> (encodings, largest-face labels, single-face labels)."""
+def labelled_sets(data: Path) -> tuple[dict[str, tuple[np.ndarray, list, list]], dict]:
+    """name -> (encodings, largest-face labels, single-face labels), and
+    name -> who appears together (:class:`~facecluster.cluster.constraints.Constraints`)."""
     from quality import lfw_subset
 
-    sets = {}
+    sets, together = {}, {}
     lfw = data / "lfw-deepfunneled"
     X, largest, single, paths = encoded(lfw, "lfw-deepfunneled")
     sets["LFW, all"] = (X, largest, single)
+    together["LFW, all"] = _pictures(paths)
     for subset in ("bench-3474", "demo"):
         keep = set(lfw_subset(str(lfw), subset))
         rows = [i for i, p in enumerate(paths) if p in keep]
         sets[f"LFW {subset}"] = (X[rows], [largest[i] for i in rows], [single[i] for i in rows])
+        together[f"LFW {subset}"] = _pictures([paths[i] for i in rows])
     for name in FOLDER_SETS:
-        X, largest, single, _ = encoded(data / name, name)
+        X, largest, single, paths = encoded(data / name, name)
         sets[name] = (X, largest, single)
-    return sets
+        together[name] = _pictures(paths)
+    return sets, together
+
+
+def _pictures(paths: list[str]):
+    """Who appears together, for photos: faces with one path share a picture."""
+    from facecluster.cluster.constraints import Constraints
+
+    return Constraints.from_records({"imagePath": p} for p in paths)
 
 
 def scores(labels: np.ndarray, truth: tuple[list, ...]) -> tuple[float, ...]:
@@ -115,19 +141,19 @@ def scores(labels: np.ndarray, truth: tuple[list, ...]) -> tuple[float, ...]:
     return tuple(evaluate(labels, t)["pairwise_f1"] for t in truth)
 
 
-def best_fixed(X: np.ndarray, truth: tuple[list, ...], graph) -> list[tuple[float, str]]:
+def best_fixed(X: np.ndarray, truth: tuple[list, ...], graph, constraints=None) -> list[tuple[float, str]]:
     """Per scoring rule: (best F1, "method threshold") over the sweep."""
     from facecluster.cluster import cluster_encodings
 
     best = [(-1.0, "")] * len(truth)
     for method, t in ((m, t) for m, ts in THRESHOLDS.items() for t in ts):
-        f1 = scores(cluster_encodings(X, method, threshold=t, graph=graph), truth)
+        f1 = scores(cluster_encodings(X, method, threshold=t, graph=graph, constraints=constraints), truth)
         best = [max(b, (f, f"{method} {t}")) for b, f in zip(best, f1)]
     return best
 
 
 def recommended(X: np.ndarray, graph, crowded_below: float, threshold_base: float, threshold_slope: float,
-                join_within: float) -> np.ndarray:
+                join_within: float, constraints=None) -> np.ndarray:
     """The recommended (adaptive) method with its module settings replaced."""
     from facecluster.cluster import RECOMMENDED_METHOD, adaptive, cluster_encodings
 
@@ -136,20 +162,21 @@ def recommended(X: np.ndarray, graph, crowded_below: float, threshold_base: floa
     for name, value in zip(names, (crowded_below, threshold_base, threshold_slope, join_within)):
         setattr(adaptive, name, value)
     try:
-        return cluster_encodings(X, RECOMMENDED_METHOD, graph=graph)
+        return cluster_encodings(X, RECOMMENDED_METHOD, graph=graph, constraints=constraints)
     finally:
         for name, value in zip(names, saved):
             setattr(adaptive, name, value)
 
 
-def methods_row(name: str, X: np.ndarray, truth: tuple[list, list], graph, best: list[tuple[float, str]]) -> str:
+def methods_row(name: str, X: np.ndarray, truth: tuple[list, list], graph, best: list[tuple[float, str]],
+                constraints=None) -> str:
     """One table row: the set, its best fixed thresholds and every method at its defaults."""
     from facecluster.cluster import METHODS, cluster_encodings
 
     cells = [name, str(len(X)), f"{best[0][0]:.3f} ({best[0][1]})", f"{best[1][0]:.3f} ({best[1][1]})"]
     for method in METHODS:
         start = time.perf_counter()
-        f1 = scores(cluster_encodings(X, method, graph=graph), truth)
+        f1 = scores(cluster_encodings(X, method, graph=graph, constraints=constraints), truth)
         cells.append(f"{f1[0]:.3f} / {f1[1]:.3f} ({time.perf_counter() - start:.1f} s)")
     return "| " + " | ".join(cells) + " |"
 
@@ -234,6 +261,110 @@ def small_collections_report(drawn: list[tuple[str, np.ndarray, list]]) -> list[
     return lines
 
 
+def hand_labels(records: list[dict], root: Path, name: str) -> list[str | None]:
+    """Per record, the identity ``LABELS/<name>.csv`` gives the face at its place
+    (``image`` relative to ``root``, ``time`` for a video frame, the box centre
+    within 30 px), else ``None``."""
+    import csv
+
+    rows: dict[tuple[str, str], list[tuple[int, int, str]]] = {}
+    with open(LABELS / f"{name}.csv", encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            moment = f"{float(row['time']):.3f}" if row["time"] else ""
+            rows.setdefault((row["image"], moment), []).append((int(row["x"]), int(row["y"]), row["identity"]))
+    labels = []
+    for record in records:
+        moment = f"{record['time']:.3f}" if "time" in record else ""
+        top, right, bottom, left = record["loc"]
+        x, y = (left + right) / 2, (top + bottom) / 2
+        places = rows.get((os.path.relpath(record["imagePath"], root), moment), [])
+        near = [who for px, py, who in places if abs(px - x) <= 30 and abs(py - y) <= 30]
+        labels.append(near[0] if len(near) == 1 else None)
+    return labels
+
+
+def together_sets(data: Path, sets: dict, together: dict, work: Path) -> list[tuple[str, np.ndarray, list, object]]:
+    """(name, encodings, labels of the faces in multi-face pictures, constraints)
+    for every labelled set (largest faces labelled; face_recognition's examples
+    with ``_multi_face`` labelled by hand), LFW composites (random people, and
+    relatives) and both video clips (hand labels)."""
+    import group_photos
+    from quality import load_or_encode
+
+    from facecluster.cluster.constraints import Constraints
+    from facecluster.encode.pipeline import list_dataset
+
+    entries = []
+    for name, (X, largest, _) in sets.items():
+        labels = largest
+        if name == "face_recognition_examples":
+            records, _ = load_or_encode(str(CACHE / f"{name}.pickle"), list_dataset(str(data / name)).images)
+            labels = [hand or label for hand, label in
+                      zip(hand_labels(records, data / name, name), largest)]
+        entries.append((name, X, labels, together[name]))
+    lfw = data / "lfw-deepfunneled"
+    for title, count, names in ((f"LFW group photos: {COMPOSITES} composites of 2-4 of 40 people", COMPOSITES, None),
+                                (f"LFW group photos of relatives: {COMPOSITES // 4} composites of 2-4 of "
+                                 f"{len(group_photos.RELATIVES)} Williams and Bushes", COMPOSITES // 4,
+                                 group_photos.RELATIVES)):
+        made = group_photos.make_composites(lfw, work / f"groups-{len(entries)}", count, people=40, names=names, seed=0)
+        records, _ = load_or_encode(str(work / f"groups-{len(entries)}.pickle"), [c.path for c in made])
+        entries.append((title, np.array([r["encoding"] for r in records]),
+                        group_photos.composite_labels(records, made), Constraints.from_records(records)))
+    records = video_records(data / "videos")
+    for clip in sorted({r["imagePath"] for r in records}):
+        mine = [r for r in records if r["imagePath"] == clip]
+        entries.append((f"video: {Path(clip).name}", np.array([r["encoding"] for r in mine]),
+                        hand_labels(mine, data / "videos", "videos"), Constraints.from_records(mine)))
+    return entries
+
+
+def video_records(folder: Path) -> list[dict]:
+    """The records encode_faces.py makes of the videos in ``folder`` (its
+    defaults; segments kept under ``CACHE``)."""
+    from facecluster.encode.detectors import choose_detector
+    from facecluster.encode.encoders import choose_encoder
+    from facecluster.encode.pipeline import Method, list_dataset
+    from facecluster.encode.videos import encode_videos
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    method = Method(choose_detector("auto")[0], choose_encoder("numpy")[0])
+    records, _ = encode_videos(sorted(list_dataset(str(folder)).videos), str(CACHE / "videos.pickle"), method,
+                               out=sys.stderr)
+    return records
+
+
+def together_report(entries: list[tuple[str, np.ndarray, list, object]]) -> list[str]:
+    """Per set and method: pictures that show one cluster twice (of the
+    multi-face pictures, and as a share), and pairwise F1 on the labelled
+    faces of multi-face pictures."""
+    from facecluster.cluster import METHODS, RECOMMENDED_METHOD, cluster_encodings
+    from facecluster.cluster.constraints import count_repeated
+    from facecluster.cluster.evaluation import evaluate
+
+    runs = [(m, True) for m in METHODS] + [(RECOMMENDED_METHOD, False)]
+    lines = ["| set | faces | multi-face pictures (labelled faces in them) | "
+             + " | ".join(f"**{m}**" if m == RECOMMENDED_METHOD else m for m in METHODS)
+             + f" | {RECOMMENDED_METHOD} not told who appears together |",
+             "|---|---:|---:|" + "---:|" * len(runs)]
+    for name, X, labels, constraints in entries:
+        multi = np.zeros(len(X), dtype=bool)
+        for faces in constraints.shared():
+            multi[faces] = True
+        truth = [label if m else None for label, m in zip(labels, multi)]
+        scored = sum(t is not None for t in truth)
+        pictures = constraints.multi_face_pictures()
+        cells = [name, str(len(X)), f"{pictures} ({scored})"]
+        for method, told in runs:
+            found = cluster_encodings(X, method, constraints=constraints if told else None)
+            twice = count_repeated(found, constraints)
+            f1 = f"F1 {evaluate(found, truth)['pairwise_f1']:.3f}" if len({t for t in truth if t}) >= 2 else "F1 –"
+            cells.append(f"{twice} ({100 * twice / max(pictures, 1):.0f}%), {f1}")
+        lines.append("| " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+    return lines
+
+
 def _fmt(config: tuple) -> str:
     return ", ".join(f"{k}={v}" for k, v in zip(GRID, config))
 
@@ -252,35 +383,36 @@ def main(argv: list[str] | None = None) -> int:
 
     from facecluster.cluster.graph import knn_graph
 
-    sets = labelled_sets(data)
+    sets, together = labelled_sets(data)
     names = list(sets)
     graphs = {name: knn_graph(X, GRAPH_K, exact=True) for name, (X, _, _) in sets.items()}
-    best = {name: best_fixed(X, (a, b), graphs[name]) for name, (X, a, b) in sets.items()}
+    best = {name: best_fixed(X, (a, b), graphs[name], together[name]) for name, (X, a, b) in sets.items()}
     lines = ["# Every method at its defaults on every labelled set", "",
              f"Written by `benchmarks/quality_sets.py`; {os.cpu_count()} cores; one exact {GRAPH_K}-neighbour "
              "graph per set, shared by all runs (each method reads its own k). Pairwise F1; "
              "`largest`: each photo's largest face scored; `single`: only photos with one face. "
              "Best fixed threshold: the best of chinese-whispers at 0.400-0.650 (steps of 0.025) and "
-             "agglomerative at 0.40-0.65 (steps of 0.05) for that set and rule.", "",
+             "agglomerative at 0.40-0.65 (steps of 0.05) for that set and rule. Every method is told who "
+             "appears together (faces of one photo are two people), as cluster_faces.py tells it.", "",
              "| set | faces | best fixed (largest) | best fixed (single) | "
              + " | ".join(f"{m} (largest / single)" for m in METHODS) + " |",
              "|---|---:|---|---|" + "---:|" * len(METHODS)]
     for name, (X, largest, single) in sets.items():
-        lines.append(methods_row(name, X, (largest, single), graphs[name], best[name]))
+        lines.append(methods_row(name, X, (largest, single), graphs[name], best[name], together[name]))
         print(lines[-1], flush=True)
     for name in FOLDER_SETS:
         if (CORRECTIONS / f"{name}.csv").is_file():
             X, largest, single, _ = encoded(data / name, name, corrected=False)
             truth = (largest, single)
             lines.append(methods_row(f"{name}, source labels (not used below)", X, truth, graphs[name],
-                                     best_fixed(X, truth, graphs[name])))
+                                     best_fixed(X, truth, graphs[name], together[name]), together[name]))
             print(lines[-1], flush=True)
 
     results = {}
     for config in itertools.product(*GRID.values()):
         params = dict(zip(GRID, config))
         results[config] = {
-            name: scores(recommended(X, graphs[name], **params), (a, b))
+            name: scores(recommended(X, graphs[name], **params, constraints=together[name]), (a, b))
             for name, (X, a, b) in sets.items()}
         print(_fmt(config), " ".join(f"{v[0]:.3f}" for v in results[config].values()), flush=True)
     from facecluster.cluster import adaptive
@@ -297,6 +429,16 @@ def main(argv: list[str] | None = None) -> int:
               "the sweep's best for each draw (as above).", ""]
     lines += small_collections_report(small_collections(sets) + small_collections(sets, ("LFW, all",), strangers=1)
                                       + small_collections(sets, ("LFW, all",), strangers=2))
+    import tempfile
+
+    lines += ["", "## Who appears together: pictures that show one cluster twice", "",
+              "Per method at its defaults: the pictures (photos, or video frames) with two or more faces "
+              "that show one cluster twice, their share of the multi-face pictures, and pairwise F1 on the "
+              "labelled faces of multi-face pictures (LFW and the folder sets: the largest face of each; the "
+              "composites, `_multi_face` and the clips: every face, by hand or by tile). Composites: LFW "
+              "photos side by side (benchmarks/group_photos.py), encoded by the real pipeline.", ""]
+    with tempfile.TemporaryDirectory(prefix="quality-groups-") as work:
+        lines += together_report(together_sets(data, sets, together, Path(work)))
     lines += ["", f"## {RECOMMENDED_METHOD}: every grid point (pairwise F1, largest face)", "",
               "| parameters | " + " | ".join(names) + " | worst shortfall |", "|---|" + "---:|" * (len(names) + 1)]
     for config, by_set in results.items():

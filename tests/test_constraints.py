@@ -192,3 +192,60 @@ def test_group_photos_of_look_alike_relatives_never_show_one_cluster_twice(lfw, 
     assert count_repeated(plain, c) > 0
     assert count_repeated(labels, c) == 0
     assert evaluate(labels, truth)["pairwise_f1"] >= evaluate(plain, truth)["pairwise_f1"] - 0.01 > 0.85
+
+
+def test_the_script_counts_pictures_showing_one_cluster_twice_and_names_what_helps(lfw, tmp_path):
+    """Both scripts on group photos of relatives: the recommended method shows
+    no cluster twice in a picture; the tutorial's DBSCAN keeps its labels, and
+    when its largest cluster is seen twice in many pictures the warning says
+    so and names the method that does better, never DBSCAN itself."""
+    import json
+    import re
+    import sys
+    from pathlib import Path
+
+    from conftest import ROOT, run_script
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import group_photos
+
+    made = group_photos.make_composites(lfw, tmp_path / "groups", 30, names=group_photos.RELATIVES, seed=1)
+    encodings_file = tmp_path / "enc.pickle"
+    assert run_script("encode_faces.py", "-i", str(tmp_path / "groups"), "-e", str(encodings_file)).returncode == 0
+    out = run_script(str(ROOT / "cluster_faces.py"), "-e", str(encodings_file), "-m", "adaptive", "-o", "adaptive",
+                     cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert f"[INFO] pictures holding one cluster twice: 0 (of {len(made)} with two or more faces)" in out.stdout
+    assert "merged" not in out.stderr
+    document = json.loads((tmp_path / "adaptive" / "clusters.json").read_text(encoding="utf-8"))
+    assert document["counts"]["pictures_with_a_cluster_twice"] == 0 and document["repeated"] == []
+
+    out = run_script(str(ROOT / "cluster_faces.py"), "-e", str(encodings_file), "-o", "dbscan", "--min-samples", "3",
+                     cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    twice = int(re.search(r"pictures holding one cluster twice: (\d+) ", out.stdout).group(1))
+    assert twice >= 3
+    warning = [line for line in out.stderr.splitlines() if "merged into one" in line]
+    assert len(warning) == 1 and "show two of its faces together" in warning[0], out.stderr
+    assert "--method adaptive finds" in warning[0] and "none of them twice in one picture" in warning[0]
+    assert "--method dbscan" not in warning[0]
+    document = json.loads((tmp_path / "dbscan" / "clusters.json").read_text(encoding="utf-8"))
+    assert document["counts"]["pictures_with_a_cluster_twice"] == twice
+    assert 'class="twice"' in (tmp_path / "dbscan" / "index.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_the_collapse_warning_never_suggests_the_method_running(method):
+    from facecluster.cluster.collapse import collapse_warning
+
+    records, _ = look_alikes(together=20)
+    X, c = encodings(records), Constraints.from_records(records)
+    one = np.zeros(len(X), dtype=np.int64)  # everyone in one cluster
+    message = collapse_warning(one, X, method, c, threshold=0.5)
+    assert message is not None and "holds at least 2 people" in message
+    assert f"--method {method} " not in message + " "
+    assert collapse_warning(one, X, method, c, better=("adaptive", 3, 0)) is not None
+    if method != "adaptive":
+        assert "--method adaptive finds 3 people here, none of them twice" in collapse_warning(
+            one, X, method, c, better=("adaptive", 3, 0))
+    assert collapse_warning(cluster_encodings(X, "adaptive", constraints=c), X, method, c) is None
