@@ -5,7 +5,9 @@
 - :mod:`facecluster.cluster.density`     HDBSCAN on the graph with a ceiling (the recommended method)
 - :mod:`facecluster.cluster.graph`       the k-nearest-neighbour graph they all run on (exact, or a faiss inverted-file index)
 - :mod:`facecluster.cluster.memory`      the memory model and the limit a run must fit in
-- :mod:`facecluster.cluster.collapse`    :func:`looks_collapsed`, the check behind the collapse warning
+- :mod:`facecluster.cluster.constraints` who appears together: two faces of one picture are two people,
+  a video track is one; every method but dbscan obeys them
+- :mod:`facecluster.cluster.collapse`    :func:`looks_collapsed` and :func:`collapse_warning`, the collapse warning
 - :mod:`facecluster.cluster.evaluation`  pairwise / BCubed / NMI / ARI against known identities
 """
 

@@ -129,14 +129,17 @@ def apart_clusters(encodings: np.ndarray, labels: np.ndarray, constraints: Const
     return pairs
 
 
-def respect(encodings: np.ndarray, labels: np.ndarray, constraints: Constraints, same_below: float) -> np.ndarray:
+def respect(encodings: np.ndarray, labels: np.ndarray, constraints: Constraints, same_below: float,
+            neighbours: np.ndarray | None = None) -> np.ndarray:
     """Raw cluster ids that keep each track in one cluster and no two faces of
     one picture in one cluster (unless closer than ``same_below``).
 
     ``labels``: raw ids (negative: no cluster).  Clusters that break no
     constraint keep their faces; a split cluster keeps its id for the side
     with the most faces and new ids (above every id in ``labels``) go to
-    the others.
+    the others; then its faces may move to a nearer cluster (re-homing).
+    ``neighbours``: each face's nearest faces (the kNN graph's indices, -1
+    padding), so that re-homing looks only at their clusters; ``None``: at every cluster.
     """
     labels = np.asarray(labels, dtype=np.int64).copy()
     if len(labels) != constraints.n:
@@ -153,19 +156,21 @@ def respect(encodings: np.ndarray, labels: np.ndarray, constraints: Constraints,
             labels[side] = next_id
             next_id += 1
     if moved:
-        _rehome(encodings, labels, np.concatenate(moved), constraints, same_below / SAME_SHARE)
+        _rehome(encodings, labels, np.concatenate(moved), constraints, same_below / SAME_SHARE, neighbours)
     return labels
 
 
 def _rehome(encodings: np.ndarray, labels: np.ndarray, faces: np.ndarray, constraints: Constraints,
-            within: float) -> None:
+            within: float, neighbours: np.ndarray | None = None) -> None:
     """In place: each of ``faces`` (a track as one) moves to the cluster whose
     centre is nearest, when nearer than its own cluster's centre without it
     (a face alone: nearer than ``within``) and that cluster holds no face of
     its pictures.  A side split off with a few faces of another person whose
     own cluster lies elsewhere sends them there (Venus Williams' photos split
     off with some of Serena's go to Venus' cluster).  Repeats until nothing
-    moves (at most :data:`_SPLIT_ROUNDS` rounds)."""
+    moves (at most :data:`_SPLIT_ROUNDS` rounds).  With ``neighbours``, only
+    the clusters of a face's nearest faces are candidates (a million faces
+    have too many clusters to look at all)."""
     X = np.asarray(encodings, dtype=np.float64)
     unit_of, units = _units(faces, constraints.tracks)
     in_picture = _faces_by_picture(constraints)
@@ -187,11 +192,18 @@ def _rehome(encodings: np.ndarray, labels: np.ndarray, faces: np.ndarray, constr
                 stay = float(np.linalg.norm(point - rest))
             else:
                 stay = within
-            distances = np.linalg.norm(centres - point, axis=1)
-            distances[~valid | (np.arange(len(ids)) == own)] = np.inf
+            if neighbours is None:
+                candidates = np.flatnonzero(valid)
+            else:
+                near = neighbours[members].ravel()
+                candidates = np.unique(inverse[near[near >= 0]])
+                candidates = candidates[valid[candidates]]
+            candidates = candidates[candidates != own]
+            distances = np.full(len(ids), np.inf)
+            distances[candidates] = np.linalg.norm(centres[candidates] - point, axis=1)
             partners = {int(labels[j]) for i in members.tolist() for j in in_picture.get(int(constraints.pictures[i]), ())
                         if j != i and labels[j] >= 0}
-            for target in np.argsort(distances).tolist():
+            for target in candidates[np.argsort(distances[candidates])].tolist():
                 if distances[target] >= stay:
                     break
                 if int(ids[target]) in partners:

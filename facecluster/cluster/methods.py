@@ -50,6 +50,13 @@ about n log n:
 Clusters smaller than ``min_cluster_size`` (at least 2, so singletons always)
 are reported as outliers (``-1``) by every method, so that "unknown faces"
 means the same thing whichever method ran.
+
+Given who appears together (``constraints``, from the records), every method
+but dbscan keeps each video track in one cluster and never two faces of one
+picture in one cluster, unless near-identical (a reflection): a cluster that
+holds two is split along them (:mod:`facecluster.cluster.constraints`), and
+the adaptive method does not join two clusters seen in one picture.  dbscan's
+labels stay the tutorial's; cluster_faces.py reports and warns instead.
 """
 
 from __future__ import annotations
@@ -200,7 +207,7 @@ def cluster_encodings(
     else:
         raw = capped_hdbscan(graph, threshold, min_cluster_size, X)
     if constraints is not None and method != "dbscan":
-        raw = respect(X, raw, constraints, SAME_SHARE * threshold)
+        raw = respect(X, raw, constraints, SAME_SHARE * threshold, graph.indices)
     return _canonical_labels(raw, min_cluster_size)
 
 
@@ -228,7 +235,7 @@ def _adaptive(X: np.ndarray, n_neighbors: int, min_cluster_size: int, given: Nei
         raw = join_split_people(X, _chinese_whispers(graph, threshold, seed=seed), adaptive.JOIN_WITHIN * threshold,
                                 constraints=constraints, same_below=same_below)
     if constraints is not None:
-        raw = respect(X, raw, constraints, same_below)
+        raw = respect(X, raw, constraints, same_below, graph.indices)
     if explain is not None:
         explain(describe(crowding, threshold))
     return _canonical_labels(raw, min_cluster_size)
