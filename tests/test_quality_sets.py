@@ -98,3 +98,26 @@ def test_strangers_are_other_peoples_faces_added_unlabelled() -> None:
         labelled = sum(label is not None for label in truth)
         assert truth.count(None) == 2 * labelled and truth[:labelled].count(None) == 0
         assert not people & {labels[int(row)] for row in encodings[labelled:, 0]}  # none of them is in the collection
+
+
+def test_a_composite_face_takes_its_tiles_person_and_bystanders_none() -> None:
+    import group_photos
+
+    made = [group_photos.Composite("/x/group_0000.jpg", ("Ann", "Bob", "Cy"), ("a", "b", "c"), 250)]
+    records = [{"imagePath": "/x/group_0000.jpg", "loc": loc} for loc in
+               [(80, 170, 170, 80), (80, 420, 170, 330), (80, 670, 170, 580), (0, 260, 40, 220)]]
+    records.append({"imagePath": "/x/other.jpg", "loc": (80, 170, 170, 80)})
+    assert group_photos.composite_labels(records, made) == ["Ann", "Bob", "Cy", None, None]
+
+
+def test_hand_labels_find_faces_by_place_and_moment(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "set.csv").write_text("image,time,x,y,identity\nclip.mp4,1.500,100,100,Ann\n"
+                                      "clip.mp4,1.500,300,100,Bob\nphoto.jpg,,50,50,Cy\n")
+    monkeypatch.setattr(qs, "LABELS", tmp_path)
+    root = tmp_path / "data"
+    records = [{"imagePath": str(root / "clip.mp4"), "time": 1.5, "loc": (80, 120, 120, 80)},
+               {"imagePath": str(root / "clip.mp4"), "time": 1.5, "loc": (80, 320, 120, 280)},
+               {"imagePath": str(root / "clip.mp4"), "time": 2.0, "loc": (80, 120, 120, 80)},
+               {"imagePath": str(root / "photo.jpg"), "loc": (30, 70, 70, 30)},
+               {"imagePath": str(root / "photo.jpg"), "loc": (130, 170, 170, 130)}]
+    assert qs.hand_labels(records, root, "set") == ["Ann", "Bob", None, "Cy", None]
