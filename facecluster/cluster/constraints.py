@@ -164,8 +164,9 @@ def _rehome(encodings: np.ndarray, labels: np.ndarray, faces: np.ndarray, constr
             within: float, neighbours: np.ndarray | None = None) -> None:
     """In place: each of ``faces`` (a track as one) moves to the cluster whose
     centre is nearest, when nearer than its own cluster's centre without it
-    (a face alone: nearer than ``within``) and that cluster holds no face of
-    its pictures.  A side split off with a few faces of another person whose
+    and that cluster holds no face of its pictures; a face (or track) alone
+    in its cluster moves only where its faces are on average within ``within``
+    of the cluster's (that joins two clusters, so it takes the join's kind of evidence).  A side split off with a few faces of another person whose
     own cluster lies elsewhere sends them there (Venus Williams' photos split
     off with some of Serena's go to Venus' cluster).  Repeats until nothing
     moves (at most :data:`_SPLIT_ROUNDS` rounds).  With ``neighbours``, only
@@ -187,11 +188,12 @@ def _rehome(encodings: np.ndarray, labels: np.ndarray, faces: np.ndarray, constr
             members = faces[unit]
             own = inverse[members[0]]
             point, weight = X[members].mean(0), len(members)
-            if ids[own] >= 0 and counts[own] > weight:
+            alone = not (ids[own] >= 0 and counts[own] > weight)
+            if not alone:
                 rest = (sums[own] - X[members].sum(0)) / (counts[own] - weight)
                 stay = float(np.linalg.norm(point - rest))
-            else:
-                stay = within
+            else:  # moving it joins two clusters: only when its faces are within reach of theirs on average
+                stay = np.inf
             if neighbours is None:
                 candidates = np.flatnonzero(valid)
             else:
@@ -208,6 +210,8 @@ def _rehome(encodings: np.ndarray, labels: np.ndarray, faces: np.ndarray, constr
                     break
                 if int(ids[target]) in partners:
                     continue
+                if alone and _mean_distance_to(X, members, np.flatnonzero(labels == ids[target])) > within:
+                    break  # the nearest cluster allowed is too far: the others are farther
                 labels[members] = ids[target]
                 sums[own] -= X[members].sum(0)
                 counts[own] -= weight
@@ -220,6 +224,15 @@ def _rehome(encodings: np.ndarray, labels: np.ndarray, faces: np.ndarray, constr
                 break
         if not changed:
             break
+
+
+def _mean_distance_to(X: np.ndarray, faces: np.ndarray, cluster: np.ndarray) -> float:
+    """Mean distance from ``faces`` to (a seeded sample of up to 32 of) ``cluster``'s faces."""
+    if len(cluster) > 32:
+        cluster = np.random.default_rng(0).choice(cluster, 32, replace=False)
+    a, b = X[faces], X[cluster]
+    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return float(np.sqrt(np.maximum(squared, 0.0)).mean())
 
 
 def _faces_by_picture(constraints: Constraints) -> dict[int, np.ndarray]:
