@@ -4,13 +4,15 @@
 The clips are made at run time from the two real clips in
 ``$FACES_DATA/videos`` (the stage clip, then the selfie clip letterboxed to
 16:9, twice over: about 42 s with shot changes, several people and one long
-track) and never kept.  Each resolution is encoded ``--repeats`` times from
+track) and never kept.  The detector is the script's default (``-d auto``:
+HOG, and the CNN where HOG finds nothing, on a CPU) unless
+``--detection-method`` says otherwise.  Each resolution is encoded ``--repeats`` times from
 scratch (``fresh``: no cached segments) with every core; the median is
 reported with faces kept per track and tracks per clip.  Models are loaded
 before the clock starts, as the script loads them once per run.
 
 USAGE
-    nice python benchmarks/video_speed.py [--repeats 3] [--step 0.5] [--workers 0]
+    nice python benchmarks/video_speed.py [--repeats 3] [--step 0.5] [--workers 0] [-d auto|hog|cnn]
 """
 
 from __future__ import annotations
@@ -74,12 +76,13 @@ def main() -> int:
     ap.add_argument("--faces-per-track", type=int, default=DEFAULT_FACES_PER_TRACK)
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    ap.add_argument("-d", "--detection-method", default="auto", choices=("auto", "hog", "cnn"))
     args = ap.parse_args()
     data = Path(os.environ.get("FACES_DATA", Path(__file__).resolve().parents[2] / "shared" / "datasets")) / "videos"
-    method = Method(choose_detector("hog")[0], choose_encoder("numpy", "small", 1)[0])
+    method = Method(choose_detector(args.detection_method)[0], choose_encoder("numpy", "small", 1)[0])
     method.preload()
     options = VideoOptions(args.step, args.faces_per_track)
-    print(f"step {args.step} s, {args.faces_per_track} faces per track, workers {args.workers or os.cpu_count()}, "
+    print(f"detector {method.detector.name}, step {args.step} s, {args.faces_per_track} faces per track, workers {args.workers or os.cpu_count()}, "
           f"load average {os.getloadavg()[0]:.1f} (a shared machine: compare medians run side by side)")
     with tempfile.TemporaryDirectory() as scratch:
         for name in args.sizes:
