@@ -91,7 +91,7 @@ def load_or_encode(cache: str, image_paths: list[str]) -> tuple[list[dict], floa
     from facecluster.encode.detectors import choose_detector
     from facecluster.encode.encoders import choose_encoder
     from facecluster.encode.pipeline import Method, encode_dataset
-    from facecluster.images import Listing
+    from facecluster.sources.folder import Listing
 
     os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)
     records, summary = encode_dataset(Listing(images=sorted(image_paths)), cache, Method(choose_detector("auto")[0], choose_encoder("numpy")[0]),

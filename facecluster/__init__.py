@@ -3,7 +3,7 @@
 One module per stage, each a handful of small functions over plain records:
 
 - :mod:`facecluster.records`   the face record and the one box convention
-- :mod:`facecluster.images`    finding photos (and videos) in a folder and decoding photos
+- :mod:`facecluster.sources.images`    finding photos (and videos) in a folder and decoding photos
 - :mod:`facecluster.sources`   frames from videos: sampling, rotation, timing
 - :mod:`facecluster.encode`    detectors, encoders and the encoding run (workers, reuse)
 - :mod:`facecluster.store`     reading and writing the encodings file safely

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from facecluster.encode import report
 from facecluster.encode.pipeline import RunSummary
-from facecluster.images import Skip
+from facecluster.sources.skips import Skip
 
 
 def summary_of(no_face: int, skipped: int) -> RunSummary:

@@ -13,7 +13,7 @@ from facecluster.encode import detectors
 from facecluster.encode.detectors import CnnDetector, HogDetector, choose_detector
 from facecluster.encode.encoders import DlibEncoder, NumpyEncoder, choose_encoder
 from facecluster.encode.pipeline import Method, task_size
-from facecluster.images import load_image
+from facecluster.sources.images import load_image
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -173,7 +173,7 @@ def test_models_load_without_pkg_resources(fr_examples: Path) -> None:
         "from facecluster.encode.detectors import HogDetector\n"
         "from facecluster.encode.encoders import NumpyEncoder\n"
         "from facecluster.encode.pipeline import Method\n"
-        "from facecluster.images import load_image\n"
+        "from facecluster.sources.images import load_image\n"
         f"print(len(Method(HogDetector(), NumpyEncoder()).find_faces([load_image({str(photo)!r}).rgb])[0]))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

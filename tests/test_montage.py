@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facecluster.images import LoadedImage, load_image
+from facecluster.sources.images import LoadedImage, load_image
 from facecluster.present import clusters as clusters_module
 from facecluster.present import windows
 from facecluster.present.clusters import PLACEHOLDER_GRAY, PhotoReader, face_crop, group_clusters, montage_title

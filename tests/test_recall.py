@@ -14,7 +14,7 @@ import pytest
 from conftest import inclusive_iou, run_script
 from facecluster.encode import detectors
 from facecluster.encode.detectors import CnnDetector, HogDetector, HogThenCnn, NumpyCnnDetector
-from facecluster.images import load_image
+from facecluster.sources.images import load_image
 
 IOU = 0.95
 LFW_PHOTOS = ["Aaron_Eckhart/Aaron_Eckhart_0001.jpg", "AJ_Cook/AJ_Cook_0001.jpg"]

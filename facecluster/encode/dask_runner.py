@@ -24,8 +24,9 @@ from dataclasses import replace
 from typing import Callable, Iterator
 
 from ..cache import PhotoResult
-from ..images import Listing, display_path
-from ..images import skipped_for_oserror
+from ..sources.folder import Listing
+from ..sources.skips import display_path
+from ..sources.skips import skipped_for_oserror
 from .pipeline import CRASHED, Method
 
 PHOTO_MODES = ("auto", "shared", "send")

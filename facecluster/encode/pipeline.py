@@ -25,7 +25,9 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..cache import Fingerprint, PhotoResult, ResultCache, open_cache
-from ..images import ImageSkipped, Listing, LoadedImage, Skip, display_path, list_images, load_image
+from ..sources.skips import ImageSkipped, Skip, display_path
+from ..sources.folder import Listing, list_images
+from ..sources.images import LoadedImage, load_image
 from ..records import Face, FaceRecord, make_record, scale_box
 from .detectors import Detector
 from .encoders import Encoder

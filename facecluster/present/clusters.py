@@ -23,7 +23,9 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]  # the 
 import cv2
 import numpy as np
 
-from ..images import ImageSkipped, LoadedImage, display_path, load_image
+from ..sources.skips import ImageSkipped, display_path
+
+from ..sources.images import LoadedImage, load_image
 from ..records import Box, FaceRecord, clip_box, scale_box
 from .video import is_from_video, video_frames
 

@@ -24,7 +24,8 @@ import numpy as np
 from PIL import Image
 
 from ..files import write_text_atomically
-from ..images import LoadedImage, display_path
+from ..sources.images import LoadedImage
+from ..sources.skips import display_path
 from ..records import Box, FaceRecord
 from .clusters import Clusters, PhotoReader, face_crop, montage_title, person_dirname, placeholder_tile, plural
 from .montage import TILE_SIZE, write_image

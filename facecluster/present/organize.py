@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..files import replace_atomically, write_text_atomically
-from ..images import display_path
+from ..sources.skips import display_path
 from ..records import FaceRecord
 from .clusters import Clusters, json_text, person_dirname, warn_about_photos
 from .video import is_from_video, write_stills

@@ -18,7 +18,9 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..images import ImageSkipped, LoadedImage, display_path
+from ..sources.skips import ImageSkipped, display_path
+
+from ..sources.images import LoadedImage
 from ..records import FaceRecord
 from ..sources.video import read_frames
 
@@ -41,7 +43,7 @@ def video_frames(path: str, times: list[float]) -> Iterator[tuple[float, LoadedI
 
     Frames are reduced to at most 1280 pixels a side (``scale`` says by how
     much), which tiles and thumbnails never miss.  Raises
-    :class:`~facecluster.images.ImageSkipped` when the video can't be opened.
+    :class:`~facecluster.sources.images.ImageSkipped` when the video can't be opened.
     """
     for time, rgb, scale in read_frames(path, times):
         if rgb is None:

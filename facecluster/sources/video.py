@@ -5,7 +5,7 @@ package is needed.  Frames are streamed one at a time (a 4K video never holds
 more than the frame being looked at), turned upright from the stream's display
 matrix (phone videos), and timed from their presentation stamps, so a
 variable frame rate gives true times.  Every failure is an
-:class:`~facecluster.images.ImageSkipped` with a one-line reason, or, after
+:class:`~facecluster.sources.images.ImageSkipped` with a one-line reason, or, after
 the first frames, a note that decoding stopped early (the faces found before
 that are kept).
 
@@ -23,7 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..images import ImageSkipped
+from .skips import ImageSkipped
 
 VIDEO_EXTENSIONS = frozenset(
     ".mp4 .m4v .mov .qt .mkv .webm .avi .wmv .asf .mpg .mpeg .ts .mts .m2ts .3gp .3g2 .flv .ogv".split()
