@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecluster.encode import mmod_dat, mmod_numpy as mn
+from facecluster.encode import mmod_dat, mmod_numpy as mn, mmod_pyramid
 from conftest import inclusive_iou, require
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,11 +145,11 @@ def test_garbage_model_is_rejected(tmp_path):
 
 
 def test_tile_layout_keeps_levels_apart():
-    rects, rows, cols = mn._tile_layout(501, 502, 10, 11)
+    rects, rows, cols = mmod_pyramid.tile_layout(501, 502, 10, 11)
     assert rects[0] == (11, 11, 512, 511) and cols == 502 + 22
     for i, a in enumerate(rects):
         assert 0 <= a[0] and a[2] < cols and 0 <= a[1] and a[3] < rows
-        assert all(not mn._intersects(a, b) for b in rects[i + 1 :])
+        assert all(not mmod_pyramid.intersects(a, b) for b in rects[i + 1 :])
     sizes = [(r[3] - r[1] + 1, r[2] - r[0] + 1) for r in rects]
     assert sizes[1] == (417, 418)  # floor(5/6 * size)
 
