@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from facecluster.encode import report
-from facecluster.encode.pipeline import RunSummary
+from facecluster.run import report
+from facecluster.run.pipeline import RunSummary
 from facecluster.sources.skips import Skip
 
 

@@ -2,7 +2,7 @@
 
 Ports of dlib's tiled image pyramid (``compute_tiled_image_pyramid_details``,
 ``tiled_pyramid_to_image``), ``pyramid_down<2>`` sizes and ``test_box_overlap``,
-used by :mod:`facecluster.encode.mmod_numpy` to turn the network's score map
+used by :mod:`facecluster.detect.mmod` to turn the network's score map
 into boxes exactly as dlib does.  dlib rectangles here are inclusive
 ``(left, top, right, bottom)``.
 """

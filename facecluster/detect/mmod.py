@@ -5,7 +5,7 @@ dlib's ``mmod_human_face_detector.dat`` network (King, "Max-Margin Object
 Detection", arXiv:1502.00046; dlib's examples/dnn_mmod_face_detection_ex.cpp).
 The ``dlib-bin`` wheel has no BLAS, so that takes ~1.5 s for a 250x250 photo
 upsampled once and ~6 s for a web photo.  This module evaluates the same
-weights (parsed by :mod:`facecluster.encode.mmod_dat`) and reproduces every
+weights (parsed by :mod:`facecluster.detect.mmod_file`) and reproduces every
 step around the network from dlib's source:
 
 1. tools/python/src/cnn_face_detector.cpp: ``pyramid_up`` the image
@@ -56,10 +56,10 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from . import onnx_runtime
-from .mmod_dat import ConvLayer, MmodModel, parse
+from ..models import onnx_runtime
+from .mmod_file import ConvLayer, MmodModel, parse
 from .mmod_pyramid import overlaps, pyramid_up_size, rect_down_2, round_half_up, tile_layout, to_image
-from .onnx_runtime import BACKENDS, default_backend
+from ..models.onnx_runtime import BACKENDS, default_backend
 
 __all__ = ["BACKENDS", "Detection", "MmodDetector", "default_backend", "default_model_path", "load_detector", "detect"]
 
@@ -78,7 +78,7 @@ class Detection(NamedTuple):
 
 def default_model_path() -> str:
     """``mmod_human_face_detector.dat`` from face_recognition_models."""
-    from .models import _model_files
+    from ..models.dlib_models import _model_files
 
     return _model_files().cnn_face_detector_model_location()
 

@@ -1,7 +1,7 @@
 """One segment of one video, in a worker: sample its frames, find and encode faces, follow them.
 
 A worker's task is a :class:`Segment` (a video and a stretch of it in
-seconds); it returns a :class:`~facecluster.encode.video_cache.SegmentDone`
+seconds); it returns a :class:`~facecluster.run.video_cache.SegmentDone`
 whose tracks hold only the faces that can still be kept (each track's
 representatives, and its first and last face for stitching segments), so a
 minute on screen costs a few hundred bytes, not a frame per look.
