@@ -69,7 +69,7 @@ $PIP install --no-deps -e .
 # say what runs the CNN detector on a CPU (onnxruntime; numpy where it is missing).
 # Run from / so that the import comes from the install, not the current folder.
 PY_ABS="$PWD/$VENV/bin/python"
-(cd / && "$PY_ABS" -c 'from facecluster.encode.detectors import choose_detector; from facecluster.encode.encoders import choose_encoder; from facecluster.encode.models import cuda_available
-from facecluster.encode.mmod_numpy import load_detector
+(cd / && "$PY_ABS" -c 'from facecluster.detect.detectors import choose_detector; from facecluster.embed.encoders import choose_encoder; from facecluster.models.dlib_models import cuda_available
+from facecluster.detect.mmod import load_detector
 for stage, _ in (choose_detector("auto"), choose_encoder("numpy", "small", 1)): stage.preload()
 print("[INFO] face models ready; dlib CUDA:", cuda_available(), "; CPU CNN backend:", load_detector().backend)')
