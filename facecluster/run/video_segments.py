@@ -31,11 +31,11 @@ MIN_SEGMENT_SECONDS = 5.0
 # which the shot changed (a cut); a person moving within a shot stays well under.
 SHOT_CHANGE = 0.5
 _QUALITY_CROP = 48  # side of the grayscale square the face quality is measured on
-# Every this many looks is a full look (the detector's larger look, its crop
-# look and -d auto's CNN where the first look finds nothing); the others are
-# its first look alone.  A full look on a frame with no face costs 3-4 (HOG)
-# to ~10 (-d auto) quick ones, a scene with no face may last minutes, and a
-# small or turned face that stays on screen is still found within a few looks.
+# Every this many looks is a full look (the detector's larger look and its
+# crop look where the first look finds nothing); the others are its first look
+# alone.  On a frame with no face a full look costs about 3-4 quick ones, a
+# scene with no face may last minutes, and a small face that stays on screen
+# is still found within a few looks (docs/video.md).
 FULL_LOOK_EVERY = 4
 
 
