@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -69,6 +70,12 @@ def make_clip(folder: Path, size: tuple[int, int], out: Path, rounds: int = 2) -
     return out
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (the pool's workers), user and system."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=3)
@@ -87,17 +94,19 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         for name in args.sizes:
             clip = make_clip(data, SIZES[name], Path(scratch) / f"bench-{name}.mp4")
-            speeds, faces, tracks, seconds = [], 0, 0, 0.0
+            speeds, cpus, faces, tracks, seconds = [], [], 0, 0, 0.0
             for repeat in range(args.repeats):
-                started = time.perf_counter()
+                started, cpu_before = time.perf_counter(), _cpu_seconds()
                 records, summary = encode_videos([str(clip)], str(Path(scratch) / f"enc-{name}.pickle"), method,
                                                  options, workers=args.workers, fresh=True, out=open(os.devnull, "w"))
                 wall = time.perf_counter() - started
+                cpus.append(_cpu_seconds() - cpu_before)  # the pool's workers are joined: theirs included
                 speeds.append(summary.seconds / wall)
                 faces, tracks, seconds = len(records), summary.tracks, summary.seconds
                 print(f"  {name} run {repeat + 1}: {summary.seconds:.1f} s of video in {wall:.1f} s = "
-                      f"{summary.seconds / wall:.2f}x real time", flush=True)
-            print(f"{name}: median {statistics.median(speeds):.2f}x real time ({seconds:.1f} s clip; "
+                      f"{summary.seconds / wall:.2f}x real time, {cpus[-1]:.1f} CPU s", flush=True)
+            print(f"{name}: median {statistics.median(speeds):.2f}x real time, {statistics.median(cpus):.1f} CPU s"
+                  f" ({seconds:.1f} s clip; "
                   f"{tracks} tracks, {faces} faces kept, {faces / max(tracks, 1):.1f} per track)", flush=True)
     return 0
 
