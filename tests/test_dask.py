@@ -222,7 +222,8 @@ def bare_venv(folder: Path) -> Path:
     the editable install are not run there."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
     site = next(folder.glob("lib/python*/site-packages"))
-    (site / "packages-of-the-project-venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    ours = dict.fromkeys(sysconfig.get_paths()[kind] for kind in ("purelib", "platlib"))
+    (site / "packages-of-the-project-venv.pth").write_text("".join(f"{path}\n" for path in ours))
     python = folder / "bin" / "python"
     found = subprocess.run([python, "-c", "import distributed, numpy, facecluster"], cwd=folder, capture_output=True,
                            text=True, env={**os.environ, "PYTHONPATH": ""})
