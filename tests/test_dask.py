@@ -263,7 +263,7 @@ def test_a_scheduler_without_the_project_or_with_other_code_is_one_line(photos: 
     bare = bare_venv(tmp_path / "bare-venv")
     other_code = tmp_path / "other-code"
     shutil.copytree(ROOT / "facecluster", other_code / "facecluster", ignore=shutil.ignore_patterns("__pycache__"))
-    with open(other_code / "facecluster" / "encode" / "pipeline.py", "a") as changed:
+    with open(other_code / "facecluster" / "run" / "pipeline.py", "a") as changed:
         changed.write("\n# an edit on the scheduler's machine\n")
     encodings = tmp_path / "e.pickle"
     encodings.write_bytes(b"earlier results")
