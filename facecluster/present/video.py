@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from ..files import fit_name
 from ..images import ImageSkipped, LoadedImage, display_path
 from ..records import FaceRecord
 from ..sources.video import read_frames
@@ -115,7 +116,7 @@ def timeline_html(found: list[Appearance], href_of) -> str:
 def still_name(path: str, time: float) -> str:
     """File name of a still from ``path`` at ``time`` in a person folder: ``clip.mp4 at 0m12.5s.jpg``."""
     minutes, seconds = divmod(time, 60)
-    return f"{os.path.basename(path)} at {int(minutes)}m{seconds:04.1f}s.jpg"
+    return fit_name(f"{os.path.basename(path)} at {int(minutes)}m{seconds:04.1f}s.jpg", f"{path} {time}")
 
 
 def write_stills(folder: str, folder_name: str, records: Sequence[FaceRecord], indices: Sequence[int],
