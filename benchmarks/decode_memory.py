@@ -21,7 +21,10 @@ from pathlib import Path
 _CHILD = """
 import json, resource, sys
 sys.path.insert(0, sys.argv[1])
-from facecluster.images import ImageSkipped, load_image
+try:
+    from facecluster.sources.images import ImageSkipped, load_image
+except ImportError:  # a checkout from before the sources/ wing
+    from facecluster.images import ImageSkipped, load_image
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
     image = load_image(sys.argv[2])

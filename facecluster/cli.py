@@ -14,7 +14,7 @@ import sys
 import traceback
 from typing import Callable, NoReturn
 
-from .files import display_path
+from .sources.skips import display_path
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130

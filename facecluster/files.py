@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import secrets
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+import cv2
+import numpy as np
+
+from .sources.skips import NotRegularFile, display_path  # noqa: F401  (both part of this module's API too)
 
 
 def write_atomically(path: str | os.PathLike, data: bytes) -> None:
@@ -46,24 +50,6 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> None:
 OUTPUT_MARKER = ".facecluster-output.json"
 # Bytes of the target's name kept in a temporary name: the rest (pid, random) fits in 255.
 _NAME_IN_TEMPORARY = 120
-
-
-# Characters a terminal or a browser would act on rather than show: C0 and C1 controls (ESC
-# starts terminal escape sequences), DEL, and the bidirectional overrides and isolates (U+202E
-# shows "gpj.exe" as "exe.jpg").
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
-
-
-def display_path(path: str | os.PathLike) -> str:
-    """A path as it is safe to print or put in a page: undecodable bytes as U+FFFD, and
-    control and bidi characters as ``\\x1b``, ``\\u202e`` escapes (a name can't drive the terminal)."""
-    text = os.fsencode(path).decode("utf-8", errors="replace")
-    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
-                            text)
-
-
-class NotRegularFile(OSError):
-    """The path is a FIFO, a device, a socket or a folder: nothing to read as a file."""
 
 
 def open_regular(path: str | os.PathLike) -> IO[bytes]:
@@ -252,3 +238,17 @@ def _fsync_folder(folder: Path) -> None:
             os.close(directory)
     except OSError:
         pass
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 90) -> None:
+    """Write a BGR image as JPEG (or PNG, by suffix) to ``path``, atomically.
+
+    Encoded in memory and written with Python's own file API, because
+    ``cv2.imwrite`` cannot open paths that are not valid UTF-8.
+    """
+    extension = os.path.splitext(os.fspath(path))[1].lower() or ".jpg"
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if extension in (".jpg", ".jpeg") else []
+    ok, encoded = cv2.imencode(extension, image, params)
+    if not ok:
+        raise ValueError(f"OpenCV cannot encode {extension} images")
+    write_atomically(path, encoded.tobytes())

@@ -8,7 +8,6 @@ elsewhere the test skips with the reason, but never when ``FACES_DATA`` or
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import pickle
 import signal
@@ -28,9 +27,10 @@ from PIL import Image
 from conftest import PYTHON, ROOT, run_script
 from test_encoding import copy_photos
 
-from facecluster.cache import cache_path_for
+from facecluster.run.photo_cache import cache_path_for
 from facecluster.files import OUTPUT_MARKER, display_path
-from facecluster.images import ImageSkipped, load_image
+from facecluster.sources.images import load_image
+from facecluster.sources.skips import ImageSkipped
 
 PEOPLE = ["Aaron_Peirsol", "Abdullah_Gul", "Adrien_Brody", "Alejandro_Toledo"]
 
@@ -156,8 +156,8 @@ def test_a_full_disk_stops_with_one_line_and_keeps_every_result(twelve: Path, tm
 
 def test_an_io_error_on_the_cache_is_one_line_naming_it_and_the_cache_is_kept(twelve: Path, tmp_path: Path) -> None:
     """Past the scripts' own check (the disk filled after it): the cache can't be opened, and nothing in it is lost."""
-    from facecluster.cache import CacheError
-    from facecluster.encode.pipeline import encode_dataset, list_dataset
+    from facecluster.run.photo_cache import CacheError
+    from facecluster.run.pipeline import encode_dataset, list_dataset
     from test_encoding import HOG
 
     with small_disk(tmp_path / "disk") as disk:
@@ -366,7 +366,7 @@ def test_a_silent_listener_and_an_http_server_are_not_schedulers(twelve: Path, t
 
 def test_a_scheduler_that_answers_like_http_is_named(tmp_path: Path) -> None:
     """A listener that speaks first, but not Dask: what it said is in the line (no 3 EiB allocation)."""
-    from facecluster.encode.dask_runner import DaskError, probe_scheduler
+    from facecluster.run.dask_runner import DaskError, probe_scheduler
 
     with contextlib.closing(_listener()) as server:
         address = "tcp://127.0.0.1:%d" % server.getsockname()[1]
@@ -482,7 +482,7 @@ def test_organize_copies_nothing_that_is_not_a_photo_or_video(tmp_path: Path, lf
     fake.write_text("not a photo either")
     encodings = crafted_pickle(tmp_path / "e.pickle", [str(real[0]), "/etc/passwd", str(notes), str(fake),
                                                          "../../etc/passwd", str(real[1])])
-    done = cluster(encodings, tmp_path / "out", "--organize", "copy", "--min-cluster-size", "1")
+    done = cluster(encodings, tmp_path / "out", "--organize", "copy")
     assert done.returncode == 0, done.stderr
     copied = {p.name for p in (tmp_path / "out").rglob("*") if p.is_file() and not p.name.startswith(".")}
     assert not copied & {"passwd", "secret.txt", "fake.jpg"}
@@ -570,7 +570,7 @@ def test_control_characters_in_names_are_escaped_on_screen_in_lists_and_in_the_g
     assert listed == os.fsencode(str(dataset)) + b"/no\\tface\\nhere.jpg\n"
     skipped = Path(f"{encodings}.skipped.txt").read_bytes().splitlines()
     assert len(skipped) == 1 and skipped[0].split(b"\t")[0].endswith(b"/empty\x1b[2J\\tx.jpg")
-    out = cluster(encodings, tmp_path / "out", "--min-cluster-size", "1")
+    out = cluster(encodings, tmp_path / "out")
     assert out.returncode == 0, out.stderr
     page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
     assert "\u202e" not in page and "\x1b" not in page

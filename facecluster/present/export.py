@@ -34,9 +34,14 @@ def write_clusters_csv(path: str | os.PathLike, records: Sequence[FaceRecord], c
     """
     with open_atomically(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
+        # csv quotes a field holding "\n" but, with "\n" line ends, not one holding a lone "\r",
+        # which every reader takes for a line end: such a row has every field quoted.
+        quoted = csv.writer(handle, lineterminator="\n", quoting=csv.QUOTE_ALL)
         writer.writerow(CSV_HEADER)
-        writer.writerows([spreadsheet_safe(record["imagePath"]), *_box(record), label, record.get("frame", ""), record.get("time", "")]
-                         for record, label in zip(records, clusters.labels.tolist()))
+        for record, label in zip(records, clusters.labels.tolist()):
+            image = spreadsheet_safe(record["imagePath"])
+            (quoted if "\r" in image else writer).writerow(
+                [image, *_box(record), label, record.get("frame", ""), record.get("time", "")])
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..files import fit_name, open_regular, replace_atomically, write_text_atomically
-from ..images import display_path, is_photo_or_video
-from ..records import FaceRecord
+from ..records import FaceRecord, is_from_video
+from ..sources.folder import is_photo_or_video
+from ..sources.skips import display_path
 from .clusters import Clusters, json_text, person_dirname, plural, warn_about_photos
-from .video import is_from_video, write_stills
+from .video import write_stills
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,7 @@
-"""Finding the photos in a folder and decoding them, whatever they hold.
+"""Decoding one photo, whatever it holds.
 
-Photos are recognised by their first bytes, never by their name: a PNG named
-``.jpg``, a WEBP without an extension and an upper-case ``.JPEG`` all load.
-Everything that cannot be used is reported as an :class:`ImageSkipped` with a
+Photos are recognised by their first bytes (:func:`sniff_format`), never by
+their name.  A photo that cannot be used raises an :class:`ImageSkipped` with a
 short reason, so that one bad file never stops a run.
 
 Decoded photos are upright (EXIF orientation applied) 8-bit RGB ``numpy``
@@ -13,19 +12,16 @@ original's pixels.
 
 from __future__ import annotations
 
-import errno
 import math
-import os
-import stat
 import struct
 import warnings
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
-from .files import OUTPUT_MARKER, NotRegularFile, display_path, open_regular  # noqa: F401  (display_path: used from here too)
+from ..files import open_regular
+from .skips import ImageSkipped, skipped_for_oserror
 
 try:  # phone photos; optional so a minimal install still runs
     import pillow_heif
@@ -39,7 +35,7 @@ except ImportError:  # pragma: no cover - exercised only without pillow-heif
 MAX_DECODE_PIXELS = 24_000_000
 # A format that can only be decoded whole (PNG, TIFF, WEBP ...) is refused when that takes more
 # than this: 128 MP of RGB (Pillow holds 4 bytes a pixel), 512 MP of grayscale.  With it, decoding
-# adds at most ~0.6 GB to a worker (docs/encoding.md has the figures).
+# adds at most ~0.65 GB to a worker (README, "Very large photos").
 MAX_WHOLE_DECODE_BYTES = 512 * 2**20
 # Above this, even a JPEG is refused (Pillow's own decompression-bomb guard).
 MAX_SOURCE_PIXELS = 250_000_000
@@ -50,32 +46,6 @@ _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b
 IMAGE_EXTENSIONS = frozenset(
     ".jpg .jpeg .jpe .jfif .png .webp .bmp .dib .tif .tiff .gif .heic .heif .avif".split()
 )
-
-
-class ImageSkipped(Exception):
-    """A file that cannot be used as a photo; ``str()`` is the reason.
-
-    ``category`` is a short word to count skips by (``"corrupt"``,
-    ``"symlink loop"`` ...); ``passing`` marks a failure that may not happen
-    again (out of memory), whose verdict must not be kept between runs.
-    """
-
-    def __init__(self, reason: str, category: str, passing: bool = False):
-        super().__init__(reason, category, passing)  # all of them, so it pickles whole
-        self.reason = reason
-        self.category = category
-        self.passing = passing
-
-    def __str__(self) -> str:
-        return self.reason
-
-
-class Skip(NamedTuple):
-    """A file passed over: its path, a short category and the full reason."""
-
-    path: str
-    category: str
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -89,18 +59,6 @@ class LoadedImage:
     rgb: np.ndarray
     scale: float = 1.0
     original_size: tuple[int, int] = (0, 0)  # (width, height), upright
-
-
-@dataclass
-class Listing:
-    """What a folder walk found: photos to use, and what was passed over."""
-
-    images: list[str] = field(default_factory=list)
-    videos: list[str] = field(default_factory=list)  # found by content too (sources/video.py)
-    skipped: list[Skip] = field(default_factory=list)
-    ignored: int = 0  # files that are plainly not photos (e.g. notes.txt)
-    root: str = ""  # the folder walked ("" when the photos were listed otherwise)
-    outputs: list[str] = field(default_factory=list)  # facecluster's own output folders inside it: not walked
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -120,153 +78,6 @@ def sniff_format(head: bytes) -> str | None:
     if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
         return "HEIF"
     return None
-
-
-def _read_head(path: str) -> bytes:
-    with open_regular(path) as handle:
-        return handle.read(512)  # enough for a video's signature too (MPEG-TS: two 188-byte packets)
-
-
-def skipped_for_oserror(error: OSError) -> ImageSkipped:
-    """The skip (reason, category) for an OS error met reading a photo; shared with the Dask runner."""
-    if isinstance(error, PermissionError):
-        return ImageSkipped("permission denied", "unreadable")
-    if isinstance(error, NotRegularFile):
-        return ImageSkipped("not a regular file", "not a file")
-    if error.errno == errno.ELOOP:
-        return ImageSkipped("symlink loop", "symlink loop")
-    if error.errno == errno.ENOENT:
-        return ImageSkipped("broken symlink or vanished file", "missing")
-    # An I/O error may be the disk's passing trouble: try again next run.
-    return ImageSkipped(f"cannot read ({error.strerror or error})", "unreadable", passing=True)
-
-
-def _skip(path: str, skipped: ImageSkipped) -> Skip:
-    return Skip(path, skipped.category, skipped.reason)
-
-
-def classify_file(path: str) -> str | None:
-    """Decide whether ``path`` is a photo (or a video) to decode.
-
-    Returns ``None`` for a photo, ``"video"`` for a video, otherwise raises :class:`ImageSkipped` (a
-    file that looks meant as a photo but is unusable) or returns ``"ignore"``
-    (a file that is plainly something else, such as ``notes.txt``).
-    """
-    from .sources.video import named_like_video, sniff_video  # (that module reads ImageSkipped from here)
-
-    named_like_image = os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS or named_like_video(path)
-    try:
-        info = os.stat(path)  # follows links: a dangling one raises here
-    except OSError as error:
-        if os.path.islink(path) or named_like_image:
-            raise skipped_for_oserror(error) from None
-        return "ignore"
-    if not stat.S_ISREG(info.st_mode):
-        if named_like_image:
-            raise ImageSkipped("not a regular file", "not a file")
-        return "ignore"
-    if info.st_size == 0:
-        if named_like_image:
-            raise ImageSkipped("empty file (0 bytes)", "empty")
-        return "ignore"
-    try:
-        head = _read_head(path)
-    except OSError as error:
-        if named_like_image:
-            raise skipped_for_oserror(error) from None
-        return "ignore"
-    if sniff_format(head) is None and sniff_video(head):
-        return "video"
-    if sniff_format(head) is None:
-        if named_like_video(path):
-            raise ImageSkipped("not a video (unrecognised content)", "not a video")
-        if named_like_image:
-            raise ImageSkipped("not an image (unrecognised content)", "not an image")
-        return "ignore"
-    return None
-
-
-def is_photo_or_video(path: str) -> bool:
-    """Whether ``path`` is a regular file that holds a photo Pillow can read or a video, by content.
-
-    What the person folders copy: a record that names anything else (a
-    crafted one naming ``/etc/passwd``) is never copied.
-    """
-    try:
-        verdict = classify_file(path)
-    except ImageSkipped:
-        return False
-    if verdict == "video":
-        return True
-    if verdict is not None:
-        return False
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with open_regular(path) as handle, Image.open(handle) as image:
-                return image.width > 0 and image.height > 0  # the header only: nothing decoded
-    except (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError):
-        return False
-
-
-def _is_our_output(folder: str) -> bool:
-    """Whether ``folder`` is an output folder of cluster_faces.py (its marker, or an older version's manifest)."""
-    return any(os.path.isfile(os.path.join(folder, name)) for name in (OUTPUT_MARKER, ".facecluster-organize.json"))
-
-
-def list_images(root: str) -> Listing:
-    """Walk ``root`` recursively and sort its files into photos and the rest.
-
-    Symlinked folders are followed once each (loops are cut); photos are
-    found by content, so names and extensions don't matter.  Folders that
-    cluster_faces.py wrote (montages, person folders) are passed over and
-    listed in ``outputs``.  The result is
-    sorted, so every run sees the photos in the same order.
-    """
-    listing = Listing(root=root)
-    seen_dirs: set[tuple[int, int]] = set()
-
-    def walk_error(error: OSError) -> None:
-        listing.skipped.append(_skip(error.filename or root, skipped_for_oserror(error)))
-
-    for folder, dirnames, filenames in os.walk(root, followlinks=True, onerror=walk_error):
-        try:
-            info = os.stat(folder)
-        except OSError as error:
-            listing.skipped.append(_skip(folder, skipped_for_oserror(error)))
-            dirnames[:] = []
-            continue
-        key = (info.st_dev, info.st_ino)
-        if key in seen_dirs:  # a symlink back up the tree
-            dirnames[:] = []
-            continue
-        seen_dirs.add(key)
-        if folder != root and _is_our_output(folder):  # montages and person folders are not new photos
-            listing.outputs.append(folder)
-            dirnames[:] = []
-            continue
-        dirnames.sort()
-        for name in dirnames:
-            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                # Named like a photo but a folder: say so, and look inside it.
-                listing.skipped.append(Skip(os.path.join(folder, name), "folder", "a folder, not an image (searched inside)"))
-        for name in filenames:
-            path = os.path.join(folder, name)
-            try:
-                verdict = classify_file(path)
-            except ImageSkipped as skipped:
-                listing.skipped.append(_skip(path, skipped))
-                continue
-            if verdict == "ignore":
-                listing.ignored += not name.startswith(".")  # hidden files are nobody's photos
-            elif verdict == "video":
-                listing.videos.append(path)
-            else:
-                listing.images.append(path)
-    listing.images.sort()
-    listing.videos.sort()
-    listing.skipped.sort()
-    return listing
 
 
 def _to_rgb_array(image: Image.Image) -> np.ndarray:

@@ -36,8 +36,8 @@ from typing import Callable
 
 import numpy as np
 
-from .files import honour_umask, open_regular
-from .records import ENCODING_SIZE, Face
+from ..files import honour_umask, open_regular
+from ..records import ENCODING_SIZE, Face
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
