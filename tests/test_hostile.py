@@ -420,6 +420,19 @@ def test_rerunning_into_our_own_folder_needs_no_overwrite_and_keeps_the_users_fi
     assert (output / "index.html").is_file()
 
 
+def test_an_output_folder_of_an_older_version_is_recognised_as_ours(tmp_path: Path) -> None:
+    from facecluster.present.output import check_output
+
+    older = tmp_path / "older"
+    older.mkdir()
+    (older / "clusters.json").write_text('{\n  "run": {"method": "dbscan"},\n  "counts": {"faces": 1, "images": 1},\n'
+                                         '  "clusters": []\n}\n')
+    (older / "face_id_00.jpg").write_bytes(b"ours")
+    assert check_output(str(older)) is None
+    (older / "clusters.json").write_text('{"my": "own json"}')
+    assert "holds files facecluster did not write (clusters.json, face_id_00.jpg)" in check_output(str(older))
+
+
 def test_a_dangling_read_only_or_full_output_is_refused_before_clustering(encoded: Path, tmp_path: Path) -> None:
     dangling = tmp_path / "dangling"
     dangling.symlink_to(tmp_path / "nowhere")
