@@ -604,7 +604,8 @@ def test_outputs_and_cache_honour_the_umask(tmp_path: Path, lfw: Path) -> None:
             assert done.returncode == 0, done.stderr
         files = [run / "e.pickle", Path(cache_path_for(str(run / "e.pickle"))), run / "out" / "clusters.csv",
                  run / "out" / "index.html", run / "out" / "face_id_00.jpg", run / "out" / OUTPUT_MARKER]
-        assert {f.name: oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {f.name: oct(mode) for f in files}
+        modes = {f.name: oct(stat.S_IMODE(f.stat().st_mode)) for f in files if f.exists()}
+        assert modes == {f.name: oct(mode) for f in files}
 
 
 def test_a_pickle_repeating_one_record_two_million_times_loads_as_one(tmp_path: Path, caplog) -> None:
