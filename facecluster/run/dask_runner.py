@@ -16,6 +16,7 @@ photos are sent from here.  See docs/dask.md.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import time
@@ -79,6 +80,7 @@ def check_address(address: str) -> str:
 
     ``tls://`` is passed on only when Dask's TLS settings (``distributed.comm.tls``) are configured.
     """
+    _require_distributed()  # its settings (timeouts, TLS) join Dask's config when it is imported
     import dask.config
 
     scheme, found, rest = address.strip().partition("://")
@@ -166,12 +168,19 @@ def _connect_timeout() -> float:
     return float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="s"))
 
 
-def _client(address: str):
-    """A connected ``distributed.Client``; :class:`DaskError` if the scheduler can't be reached."""
+def _require_distributed() -> None:
+    """Import Dask distributed; :class:`DaskError` with one line where it is not installed."""
     try:
-        from distributed import Client
+        importlib.import_module("distributed")
     except ImportError as error:
         raise DaskError(f"--dask needs Dask distributed on this machine ({error}): pip install -r requirements.txt") from None
+
+
+def _client(address: str):
+    """A connected ``distributed.Client``; :class:`DaskError` if the scheduler can't be reached."""
+    _require_distributed()
+    from distributed import Client
+
     # Dask's own warnings (a result re-fetched after its worker died ...) are
     # handled here; the workers' logs keep the details.
     logging.getLogger("distributed").setLevel(logging.ERROR)
