@@ -36,7 +36,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..files import honour_umask, open_regular
+from ..files import MIN_FREE_BYTES, honour_umask, open_regular
 from ..records import ENCODING_SIZE, Face
 
 _SCHEMA = """
@@ -171,7 +171,7 @@ def _free_space_note(path: str) -> str:
         info = os.statvfs(os.path.dirname(os.path.abspath(path)))
     except OSError:
         return ""
-    return "; the disk is full" if info.f_bavail * info.f_frsize < 64 * 1024 else ""
+    return "; the disk is full" if info.f_bavail * info.f_frsize < MIN_FREE_BYTES else ""
 
 
 def cache_failure(path: str, error: sqlite3.DatabaseError, doing: str) -> CacheError:
