@@ -15,7 +15,7 @@ help:
 	@echo "make bench-scale  time and peak memory of clustering 10k, 100k and 1M synthetic faces"
 	@echo "make verify  LFW verification, 10 folds, beside dlib's published 99.38%"
 
-.venv/.installed: requirements.txt requirements-nodeps.txt tools/install.sh
+.venv/.installed: requirements.txt requirements-nodeps.txt tools/install.sh pyproject.toml
 	tools/install.sh
 	@touch $@
 

@@ -8,8 +8,9 @@ the encodings file are exactly those of a local run.  Everything else stays
 on this machine: listing, reuse, the cache, the summary (and clustering).
 
 :func:`connect` checks the cluster before any work, each failure one line
-(:class:`DaskError`, exit 2): the scheduler is reachable and has workers,
-the workers run the same versions and code, they load the models (a worker
+(:class:`DaskError`, exit 2): the scheduler is reachable, runs this project
+at the same versions (it unpickles the tasks) and has workers, the workers
+run the same versions and code, they load the models (a worker
 plugin, once per worker process), and they see the photos -- or else the
 photos are sent from here.  See docs/dask.md.
 """
@@ -196,11 +197,21 @@ def _one_line(error: BaseException) -> str:
 
 
 def _check_cluster(client, address: str, method: Method, timeout: float) -> dict[str, int]:
-    """Workers present, same versions, models loaded on each; returns their thread counts."""
+    """Scheduler and workers run this project at the same versions, models load on each worker;
+    returns the workers' thread counts."""
     from distributed import TimeoutError as DaskTimeout
 
     from . import dask_tasks
 
+    ours = dask_tasks.environment()
+    try:  # recent distributed unpickles every task graph on the scheduler
+        scheduler = client.run_on_scheduler(dask_tasks.environment)
+    except Exception as error:  # a scheduler without this project can't even unpickle the check
+        raise DaskError(f"the Dask scheduler cannot run facecluster ({type(error).__name__}: {_one_line(error)}):"
+                        " start it from the .venv that make install made (docs/dask.md)") from None
+    mismatch = version_mismatch(ours, {address: scheduler}, "scheduler")
+    if mismatch:
+        raise DaskError(mismatch)
     try:
         client.wait_for_workers(1, timeout=timeout)
     except (DaskTimeout, TimeoutError):
@@ -210,7 +221,7 @@ def _check_cluster(client, address: str, method: Method, timeout: float) -> dict
     except Exception as error:  # a worker without this project can't even unpickle the check
         raise DaskError(f"the Dask workers cannot run facecluster ({type(error).__name__}: {_one_line(error)}):"
                         " install this project on every worker (docs/dask.md)") from None
-    mismatch = version_mismatch(dask_tasks.environment(), theirs)
+    mismatch = version_mismatch(ours, theirs)
     if mismatch:
         raise DaskError(mismatch)
     try:
@@ -221,12 +232,13 @@ def _check_cluster(client, address: str, method: Method, timeout: float) -> dict
     return client.nthreads()
 
 
-def version_mismatch(ours: dict[str, str], theirs: dict[str, dict[str, str]]) -> str | None:
-    """The one line naming the first difference between this machine and a worker, or ``None``."""
-    for worker, versions in sorted(theirs.items()):
+def version_mismatch(ours: dict[str, str], theirs: dict[str, dict[str, str]], role: str = "worker") -> str | None:
+    """The one line naming the first difference between this machine and a Dask ``role``
+    (``theirs``: each one's address and versions), or ``None``."""
+    for where, versions in sorted(theirs.items()):
         for name, version in ours.items():
             if versions.get(name) != version:
-                return (f"version mismatch between this machine and Dask worker {worker}: {name} {version} here,"
+                return (f"version mismatch between this machine and Dask {role} {where}: {name} {version} here,"
                         f" {versions.get(name, 'missing')} there; install the same versions everywhere")
     return None
 

@@ -71,9 +71,12 @@ class Method:
         self.detector.preload()
         self.encoder.preload()
 
-    def find_faces(self, rgbs: list[np.ndarray]) -> list[list[Face]]:
-        """Detect, then encode, every face in each RGB picture; boxes in its pixels."""
-        box_lists = self.detector.detect_batch(rgbs)
+    def find_faces(self, rgbs: list[np.ndarray], quick: bool = False) -> list[list[Face]]:
+        """Detect, then encode, every face in each RGB picture; boxes in its pixels.
+
+        ``quick``: the detector's first look only (:meth:`~facecluster.detect.detectors.Detector.quick_look`).
+        """
+        box_lists = [self.detector.quick_look(rgb) for rgb in rgbs] if quick else self.detector.detect_batch(rgbs)
         encoding_lists = self.encoder.encode_batch(rgbs, box_lists)
         return [[Face(box, enc) for box, enc in zip(boxes, encs)] for boxes, encs in zip(box_lists, encoding_lists)]
 

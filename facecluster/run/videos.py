@@ -31,7 +31,7 @@ from .video_cache import SegmentCache, SegmentDone, VideoStamp
 from .video_segments import Segment, plan_segments, run_segment
 
 # Bump when a change would sample, track or keep faces differently.
-VIDEO_VERSION = 2
+VIDEO_VERSION = 3
 DEFAULT_STEP = 0.5  # seconds between looks; see docs/video.md for the measurements
 DEFAULT_FACES_PER_TRACK = 5
 _CRASHED = ImageSkipped("crashed the video decoder", "crashed", passing=True)
