@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fit the mirror pass's rescaling on LFW (the constants in facecluster/encode/mirror_scale.py).
+"""Fit the mirror pass's rescaling on LFW (the constants in facecluster/embed/mirror_scale.py).
 
 Averaging a face's encoding with its mirror image's removes the part of the
 encoding that flips with the picture, which is mostly noise: photos of one
@@ -41,7 +41,7 @@ for path in (ROOT, ROOT / "benchmarks"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from facecluster.encode.pipeline import Method  # noqa: E402
+from facecluster.run.pipeline import Method  # noqa: E402
 
 CACHE = ROOT / ".cache" / "mirror-scale" / "lfw-pairs.pickle"
 OUT = ROOT / "benchmarks" / "results" / "mirror-scale.md"
@@ -54,7 +54,7 @@ class TwoPassMethod(Method):
     photo and in the photo mirrored, the two kept side by side (256 numbers)."""
 
     def find_faces(self, rgbs: list[np.ndarray]) -> list:
-        from facecluster.encode.encoders import mirror_photo
+        from facecluster.embed.encoders import mirror_photo
         from facecluster.records import Face
 
         box_lists = self.detector.detect_batch(rgbs)
@@ -67,9 +67,9 @@ class TwoPassMethod(Method):
 
 def two_pass_encodings(photos: list[str], workers: int) -> list[dict]:
     """``{"imagePath", "loc", "seen", "mirrored"}`` for every face of ``photos`` (cached)."""
-    from facecluster.encode.detectors import choose_detector
-    from facecluster.encode.encoders import choose_encoder
-    from facecluster.encode.pipeline import _chunks, run_in_processes
+    from facecluster.detect.detectors import choose_detector
+    from facecluster.embed.encoders import choose_encoder
+    from facecluster.run.pipeline import _chunks, run_in_processes
 
     if CACHE.is_file():
         with open(CACHE, "rb") as f:

@@ -4,7 +4,7 @@ Five LFW people with 25 photos each (not the demo's five) and four people seen
 once, in person folders as a user would have them: ``encode_faces.py`` then
 ``cluster_faces.py`` (DBSCAN, eps 0.5, min_samples 5) must find the five.
 Averaged with their mirror images and not rescaled, the encodings put more
-look-alike pairs under 0.5; the rescaling (facecluster/encode/mirror_scale.py)
+look-alike pairs under 0.5; the rescaling (facecluster/embed/mirror_scale.py)
 keeps the tutorial's threshold meaning what it did (benchmarks/tutorial_sets.py
 measures eight such draws and five_celebs).
 """
