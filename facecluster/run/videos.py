@@ -25,7 +25,7 @@ from typing import Iterator
 from ..sources.skips import ImageSkipped, Skip, display_path
 from ..records import FaceRecord, make_video_record
 from ..sources.video import VideoInfo, probe_video
-from .pipeline import Method, _pool
+from .pipeline import Method, worker_pool
 from .tracks import representatives, stitch
 from .video_cache import SegmentCache, SegmentDone, VideoStamp
 from .video_segments import Segment, plan_segments, run_segment
@@ -96,7 +96,7 @@ def _in_pool(function, tasks: list, workers: int) -> Iterator[tuple[object, obje
     queue = list(reversed(tasks))
     retried: set[int] = set()
     while queue:
-        with _pool(workers) as pool:
+        with worker_pool(workers) as pool:
             in_flight: dict[Future, object] = {}
             try:
                 while queue or in_flight:
