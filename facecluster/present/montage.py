@@ -17,7 +17,7 @@ from imutils import build_montages
 
 from ..files import write_atomically
 from ..records import FaceRecord
-from .clusters import UNKNOWN_LABEL, PhotoReader, face_crop, placeholder_tile
+from .clusters import UNKNOWN_LABEL, PhotoReader, face_crop, placeholder_tile, safe_name
 
 TILE_SIZE = 96
 MONTAGE_TILES = 25
@@ -49,9 +49,12 @@ def cluster_montage(
     return build_montages([cropped[index] for index in chosen], (TILE_SIZE, TILE_SIZE), (side, side))[0]
 
 
-def montage_filename(label: int) -> str:
-    """File name of a cluster's montage: ``face_id_03.jpg``, or ``unknown_faces.jpg``."""
-    return "unknown_faces.jpg" if int(label) == UNKNOWN_LABEL else f"face_id_{int(label):02d}.jpg"
+def montage_filename(label: int, name: str | None = None) -> str:
+    """File name of a cluster's montage: ``face_id_03.jpg``, ``face_id_03_Ada_Lovelace.jpg`` when
+    named (:func:`~.clusters.safe_name`), or ``unknown_faces.jpg``."""
+    if int(label) == UNKNOWN_LABEL:
+        return "unknown_faces.jpg"
+    return f"face_id_{int(label):02d}" + (f"_{safe_name(name)}" if name and safe_name(name) else "") + ".jpg"
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 90) -> None:
