@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"**{_share(totals[3], totals[2])}** | **{S[:, 0].mean():.3f} / {S[:, 1].mean():.3f}** "
                 f"| {S[:, 0].min():.3f} / {S[:, 1].min():.3f} | {S1[:, 0].mean():.3f} / {S1[:, 1].mean():.3f} "
                 f"| **{_share(totals[5], totals[4])}** |")
-    lines = [f"# Naming, search and ID stability (`make quality`, benchmarks/people_quality.py)", "",
+    lines = ["# Naming, search and ID stability (`make quality`, benchmarks/people_quality.py)", "",
              f"Rule: name threshold {NAME_THRESHOLD}, margin {NAME_MARGIN}, pull-in threshold {PULL_THRESHOLD}; "
              f"clusters by `adaptive`; {KNOWN_PHOTOS} known photos a known person, about "
              f"{LEFT_OUT:.0%} of people left out of the known folder.  Shares are of faces (each photo's "

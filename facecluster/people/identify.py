@@ -16,7 +16,7 @@ import numpy as np
 
 from .known import read_known
 from .naming import KnownPeople, name_clusters, pull_in_unknown
-from .store import PeopleStore, Person, open_store, person_id, store_path_for
+from .store import PeopleStore, Person, open_store, person_id
 
 # Named people listed one a line, then counted.
 NAMED_LINES = 20

@@ -29,6 +29,7 @@ import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components
 
+from ..cluster.graph import EXACT_MAX_FACES, ivf_index
 from .naming import NAME_THRESHOLD
 
 STORE_SUFFIX = ".people.sqlite"
@@ -214,8 +215,12 @@ def _candidate_pairs(new: np.ndarray, stored: np.ndarray, threshold: float) -> t
     """Each new centroid's nearest stored centroids (at most :data:`CANDIDATES`) closer than ``threshold``."""
     import faiss
 
-    index = faiss.IndexFlatL2(stored.shape[1])
-    index.add(np.ascontiguousarray(stored, dtype=np.float32))
+    data = np.ascontiguousarray(stored, dtype=np.float32)
+    if len(data) <= EXACT_MAX_FACES:
+        index = faiss.IndexFlatL2(data.shape[1])
+        index.add(data)
+    else:  # the clustering's inverted-file index: many people, each near few others
+        index = ivf_index(data)
     squared, nearest = index.search(np.ascontiguousarray(new, dtype=np.float32), min(CANDIDATES, len(stored)))
     distances = np.sqrt(np.maximum(squared, 0))
     keep = (nearest >= 0) & (distances < threshold)
