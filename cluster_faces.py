@@ -57,6 +57,9 @@ ap.add_argument("--known", default=None, metavar="DIR|ENCODINGS",
 ap.add_argument("--name", action="append", default=[], metavar='person_03="Ada Lovelace"',
                 help="name (or with nothing after '=', unname) a person of an earlier run; kept for every "
                      "later run (repeatable)")
+ap.add_argument("--merge", action="append", default=[], metavar="person_07=person_03",
+                help="show a person of an earlier run as another (one person the clustering split in two; "
+                     "person_07= undoes it); kept for every later run (repeatable)")
 ap.add_argument("--people-store", default=None, metavar="FILE|none",
                 help="where person IDs and names are kept from run to run (default: ENCODINGS.people.sqlite; "
                      "none: keep nothing, number people as the clustering does)")
@@ -105,7 +108,8 @@ def main() -> int:
 
     # the same person, the same ID, every run; names from --known, earlier runs and --name
     found = people.identify(encodings, labels, known=known, store_path=args["store"],
-                            encodings_path=args["encodings"], renames=args["renames"], warn=cli.warning)
+                            encodings_path=args["encodings"], renames=args["renames"], merges=args["merges"],
+                            warn=cli.warning)
     labels = found.labels
     for line in found.lines:
         print(f"[INFO] {line}")
@@ -140,11 +144,11 @@ def check_arguments(args: dict) -> None:
     no_store = args["people_store"] is not None and args["people_store"].lower() == "none"
     args["store"] = None if no_store else args["people_store"] or people.store_path_for(args["encodings"])
     try:
-        args["renames"] = people.parse_renames(args["name"])
-        if args["renames"] and args["store"] is None:
-            raise ValueError("--name needs the people store (not --people-store none)")
-        if args["store"] is not None and args["renames"]:
-            people.check_renames(args["renames"], args["store"])
+        args["renames"], args["merges"] = people.parse_renames(args["name"]), people.parse_merges(args["merge"])
+        if (args["renames"] or args["merges"]) and args["store"] is None:
+            raise ValueError("--name and --merge need the people store (not --people-store none)")
+        if args["store"] is not None:
+            people.check_renames(args["renames"], args["store"], args["merges"])
     except ValueError as problem:
         raise cli.UsageError(str(problem)) from None
 
@@ -191,6 +195,8 @@ def list_people(store_path: str | None) -> int:
         raise cli.UsageError(str(problem)) from None
     for person in stored.values():
         seen = "hidden: not seen in the last run" if person.hidden else f"{person.faces} faces"
+        if person.merged_into is not None:
+            seen = f"shown as person_{person.merged_into:02d} ({person.faces} faces in the last run)"
         source = f" (from {person.name_source})" if person.name else ""
         print(f"person_{person.id:02d}\t{person.name or '-'}{source}\t{seen}")
     return 0

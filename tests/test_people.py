@@ -125,6 +125,27 @@ def test_a_rename_survives_later_runs_and_beats_known_names(tmp_path):
     store.close()
 
 
+def test_a_merged_person_is_shown_as_the_other_in_every_later_run(tmp_path):
+    centres = _people(3)
+    store = PeopleStore(str(tmp_path / "people.sqlite"))
+    # The clustering split one person in two (0 and 1, far apart looks); 2 is someone else.
+    split = [_faces(centres[0], 4, 0.3, 0), _faces(centres[1], 4, 0.3, 1), _faces(centres[2], 4, 0.3, 2)]
+    _store_run(store, split)
+    store.rename(0, "Ada")
+    store.merge(1, 0)
+    labels, names = _store_run(store, [split[1], split[0], split[2]])
+    assert labels.tolist() == [0] * 8 + [2] * 4 and names == {0: "Ada"}
+    assert store.people()[1].hidden and store.people()[1].merged_into == 0
+    with pytest.raises(ValueError):
+        store.merge(0, 1)  # a loop
+    with pytest.raises(KeyError):
+        store.merge(1, 9)
+    store.merge(1, None)  # undone: the two are shown apart again
+    labels, _ = _store_run(store, split)
+    assert labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    store.close()
+
+
 def test_matching_is_one_to_one_with_the_least_total_distance():
     stored = np.array([[0.0, 0.0], [1.0, 0.0]], np.float32)
     # Row 0 is nearest to stored 1 but row 1 needs it more: greedy would give 0->1 and leave row 1 out.
@@ -254,7 +275,7 @@ def test_bad_people_options_are_one_line(people_set, tmp_path):
     for args, words in ((["--known", str(tmp_path / "nobody")], "no such folder"),
                         (["--name", "Ada=Ada"], "not a person ID"),
                         (["--name", "person_99=Ada", "--people-store", str(tmp_path / "none.sqlite")], "no people stored"),
-                        (["--name", "person_00=Ada", "--people-store", "none"], "needs the people store")):
+                        (["--name", "person_00=Ada", "--people-store", "none"], "need the people store")):
         result = run_script("cluster_faces.py", "-e", encodings, "-o", str(tmp_path / "out"), *args)
         assert result.returncode == 2 and "Traceback" not in result.stderr
         errors = [line for line in result.stderr.splitlines() if line.startswith("[ERROR]")]

@@ -9,9 +9,10 @@
 Design and measurements: docs/people.md.
 """
 
-from .identify import Identified, check_renames, identify, load_known, parse_renames, stored_people
+from .identify import Identified, check_renames, identify, load_known, parse_merges, parse_renames, stored_people
 from .naming import KnownPeople
 from .store import store_path_for
 
-__all__ = ["Identified", "KnownPeople", "check_renames", "identify", "load_known", "parse_renames", "store_path_for",
+__all__ = ["Identified", "KnownPeople", "check_renames", "identify", "load_known", "parse_merges", "parse_renames",
+           "store_path_for",
            "stored_people"]

@@ -56,20 +56,37 @@ def stored_people(store_path: str) -> dict[int, Person]:
         raise ValueError(f"cannot read the people store {store_path} ({error})") from None
 
 
-def check_renames(renames: Mapping[int, str], store_path: str) -> None:
-    """ValueError naming the first ID the people store at ``store_path`` does not hold."""
-    if not renames:
+def check_renames(renames: Mapping[int, str], store_path: str, merges: Mapping[int, int | None] | None = None) -> None:
+    """ValueError naming the first ID of ``--name`` or ``--merge`` the people store at ``store_path`` does not hold."""
+    asked = [("--name", pid) for pid in renames] + [("--merge", pid) for pair in (merges or {}).items()
+                                                    for pid in pair if pid is not None]
+    if not asked:
         return
     known_ids = stored_people(store_path)
-    for pid in renames:
+    for option, pid in asked:
         if pid not in known_ids:
-            raise ValueError(f"--name person_{pid:02d}: no such person in {store_path} "
+            raise ValueError(f"{option} person_{pid:02d}: no such person in {store_path} "
                              "(IDs are those of an earlier run; --list-people shows them)")
 
 
+def parse_merges(values: list[str]) -> dict[int, int | None]:
+    """``["person_07=person_03", "person_05="]`` -> ``{7: 3, 5: None}`` (None: undo a merge; ValueError with the bad one)."""
+    merges: dict[int, int | None] = {}
+    for value in values:
+        if "=" not in value:
+            raise ValueError(f"--merge {value!r}: expected person_07=person_03")
+        who, into = value.split("=", 1)
+        merges[person_id(who)] = person_id(into) if into.strip() else None
+        if merges[person_id(who)] == person_id(who):
+            raise ValueError(f"--merge {value!r}: a person is already themselves")
+    return merges
+
+
 def identify(encodings: np.ndarray, labels: np.ndarray, *, known: KnownPeople | None, store_path: str | None,
-             encodings_path: str, renames: Mapping[int, str], warn: Callable[[str], None]) -> Identified:
-    """Name the clusters from ``known``, match them to the stored people and apply ``renames``.
+             encodings_path: str, renames: Mapping[int, str], warn: Callable[[str], None],
+             merges: Mapping[int, int | None] | None = None) -> Identified:
+    """Name the clusters from ``known``, match them to the stored people and apply ``renames`` and
+    ``merges`` (ID -> the ID to show it as).
 
     ``store_path`` None keeps nothing (labels stay as clustered).  A store
     that cannot be written costs its line through ``warn``, not the run.
@@ -88,6 +105,8 @@ def identify(encodings: np.ndarray, labels: np.ndarray, *, known: KnownPeople | 
     store = open_store(encodings_path, store_path, warn) if store_path is not None else None
     if store is not None:
         try:
+            for pid, into in (merges or {}).items():
+                store.merge(pid, into)
             assigned = store.assign(encodings, result.labels, known_names)
             for pid, name in renames.items():
                 store.rename(pid, name)
@@ -95,6 +114,8 @@ def identify(encodings: np.ndarray, labels: np.ndarray, *, known: KnownPeople | 
             result.lines.append(f"people: {assigned.kept + assigned.new} ({assigned.kept} seen before, "
                                 f"{assigned.new} new; {assigned.hidden} not seen this run, kept hidden) "
                                 f"in {store.path}")
+        except ValueError as problem:
+            raise ValueError(f"--merge: {problem}") from None
         except sqlite3.Error as error:
             warn(f"{store.path}: cannot write the people store ({error}); IDs and names are not kept this run")
         finally:

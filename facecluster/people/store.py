@@ -14,7 +14,9 @@ cluster that matches no one is a new person with the next unused ID (the first
 run numbers people in the clustering's own order, so it labels exactly as the
 tutorial does); a stored person matched by no cluster is kept, hidden, and comes
 back if a later run finds them again.  A name the user gave (``--name``) is
-never replaced by ``--known``.
+never replaced by ``--known``.  A person the user merged into another
+(``--merge person_07=person_03``: two clusters of one person) keeps being
+matched under their own ID, and their faces are shown as the other's.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ _DENSE_LIMIT = 2_000  # larger groups of candidate pairs are matched greedily, n
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS people (
     id INTEGER PRIMARY KEY, name TEXT, name_source TEXT, hidden INTEGER NOT NULL DEFAULT 0,
-    faces INTEGER NOT NULL DEFAULT 0, centroid BLOB NOT NULL, first_seen REAL, last_seen REAL);
+    faces INTEGER NOT NULL DEFAULT 0, centroid BLOB NOT NULL, first_seen REAL, last_seen REAL,
+    merged_into INTEGER);
 CREATE TABLE IF NOT EXISTS representatives (person INTEGER NOT NULL, encoding BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS representatives_person ON representatives(person);
 """
@@ -69,6 +72,7 @@ class Person:
     name_source: str | None  # "user", "known" or None
     hidden: bool
     faces: int
+    merged_into: int | None = None
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,11 @@ class PeopleStore:
         self.db = sqlite3.connect(path)
         try:
             self.db.executescript(_SCHEMA)
-            self.db.execute("SELECT id, name, name_source, hidden, faces FROM people LIMIT 1").fetchall()
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(people)")}
+            if "merged_into" not in columns:  # a store from before --merge
+                with self.db:
+                    self.db.execute("ALTER TABLE people ADD COLUMN merged_into INTEGER")
+            self.db.execute("SELECT id, name, name_source, hidden, faces, merged_into FROM people LIMIT 1").fetchall()
         except sqlite3.Error:
             self.db.close()
             raise
@@ -100,8 +108,32 @@ class PeopleStore:
 
     def people(self) -> dict[int, Person]:
         """Every stored person by ID, hidden ones too."""
-        rows = self.db.execute("SELECT id, name, name_source, hidden, faces FROM people ORDER BY id")
-        return {row[0]: Person(row[0], row[1], row[2], bool(row[3]), row[4]) for row in rows}
+        rows = self.db.execute("SELECT id, name, name_source, hidden, faces, merged_into FROM people ORDER BY id")
+        return {row[0]: Person(row[0], row[1], row[2], bool(row[3]), row[4], row[5]) for row in rows}
+
+    def merge(self, pid: int, into: int | None) -> None:
+        """Show person ``pid`` as person ``into`` from now on; ``into`` None shows them as themselves
+        again.  KeyError for an unknown ID, ValueError for a loop."""
+        people = self.people()
+        if pid not in people or (into is not None and into not in people):
+            raise KeyError(pid if pid not in people else into)
+        if into is None:
+            with self.db:
+                self.db.execute("UPDATE people SET merged_into = NULL WHERE id = ?", (pid,))
+            return
+        if self._resolve(into, people) == pid:
+            raise ValueError(f"person_{into:02d} is already shown as person_{pid:02d}")
+        with self.db:
+            self.db.execute("UPDATE people SET merged_into = ?, hidden = 1 WHERE id = ?", (into, pid))
+
+    @staticmethod
+    def _resolve(pid: int, people: dict[int, Person]) -> int:
+        """The person ``pid`` is shown as: itself, or where its merges lead."""
+        seen = {pid}
+        while people.get(pid) is not None and people[pid].merged_into is not None and people[pid].merged_into not in seen:
+            pid = people[pid].merged_into
+            seen.add(pid)
+        return pid
 
     def rename(self, pid: int, name: str) -> None:
         """Give person ``pid`` the user's ``name`` (empty: no name, and none from ``--known`` either).
@@ -138,15 +170,22 @@ class PeopleStore:
             else:
                 ids[i], next_id = next_id, next_id + 1
         names = self._store(ids, clusters, centroids, members, encodings, known_names or {})
+        people = self.people()
+        shown_as = np.array([self._resolve(pid, people) for pid in ids.tolist()], dtype=np.int64)
+        with self.db:  # a person shown through a merge is not hidden, whether or not their own cluster came back
+            self.db.executemany("UPDATE people SET hidden = 0 WHERE id = ?", [(pid,) for pid in set(shown_as.tolist()) - set(ids.tolist())])
+        names = {int(pid): people[int(pid)].name for pid in set(shown_as.tolist()) if people[int(pid)].name}
         relabel = np.full(int(labels.max()) + 2 if len(labels) else 1, -1, dtype=np.int64)
-        relabel[clusters] = ids
+        relabel[clusters] = shown_as
         new_labels = np.where(labels >= 0, relabel[np.maximum(labels, 0)], -1)
         hidden = len(set(stored_ids.tolist()) - set(ids.tolist()))
         return Assignment(new_labels, names, kept=len(match), new=len(clusters) - len(match), hidden=hidden)
 
     def _store(self, ids: np.ndarray, clusters: np.ndarray, centroids: np.ndarray, members: list[np.ndarray],
                encodings: np.ndarray, known_names: dict[int, str]) -> dict[int, str]:
-        """Write this run's people (one transaction); returns the name of each person that has one."""
+        """Write this run's people (one transaction); returns the name of each person that has one.
+
+        A merged person stays hidden: their faces are shown as the person they were merged into."""
         before = self.people()
         now = time.time()
         names: dict[int, str] = {}
@@ -162,7 +201,7 @@ class PeopleStore:
                 self.db.execute(
                     "INSERT INTO people (id, name, name_source, hidden, faces, centroid, first_seen, last_seen) "
                     "VALUES (?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
-                    "name_source = excluded.name_source, hidden = 0, faces = excluded.faces, "
+                    "name_source = excluded.name_source, hidden = (merged_into IS NOT NULL), faces = excluded.faces, "
                     "centroid = excluded.centroid, last_seen = excluded.last_seen",
                     (pid, name, source, len(rows), centroid.astype(np.float32).tobytes(), now, now))
                 self.db.execute("DELETE FROM representatives WHERE person = ?", (pid,))
