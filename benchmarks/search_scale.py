@@ -7,11 +7,13 @@ is searched in fresh processes, so that each peak RSS is its own:
 1. **first search**: load the pickle and build the index
    (:func:`facecluster.people.search.open_index`; above 20,000 faces this trains
    the inverted-file index and keeps it beside the pickle);
-2. **later searches**: the same with the kept index read back;
+2. **later searches**: the same with the kept index and the faces' places read back
+   (no pickle);
 
-then 50 queries (a face of a random person each; the first search's index)
-are timed one by one, and their same-person results (distance < 0.5) are
-compared with an exact brute-force search (recall of the index).  Writes
+then 50 queries (a random face each) are timed one by one, and their
+same-person results (distance < 0.5) are compared with an exact brute-force
+search (recall of the index).  Peak memory is taken before that check, which
+loads the encodings again.  Writes
 ``benchmarks/results/search-scale.md``.
 
 Usage::
@@ -46,24 +48,27 @@ QUERIES = 50
 def run_one(path: Path, queries: int) -> dict:
     """In this process: open the index, time ``queries`` searches, check them against brute force."""
     from facecluster.people.search import SAME_PERSON, open_index, search
+    from facecluster.store import load_encoding_columns
 
     started = time.perf_counter()
     index = open_index(str(path))
     load_s = time.perf_counter() - started
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # the search's own, before the check below
+    X = index.encodings if index.encodings is not None else load_encoding_columns(str(path)).encodings
     rng = np.random.default_rng(1)
     times, found, exact_found = [], 0, 0
-    for face in rng.choice(len(index.encodings), queries, replace=False).tolist():
-        query = index.encodings[face][None, :]
+    for face in rng.choice(len(X), queries, replace=False).tolist():
+        query = X[face][None, :]
         t = time.perf_counter()
         matches = search(index, query)
         times.append(time.perf_counter() - t)
-        distances = np.sqrt(((index.encodings - query) ** 2).sum(axis=1))
+        distances = np.sqrt(((X - query) ** 2).sum(axis=1))
         truth = set(np.flatnonzero(distances < SAME_PERSON).tolist())
         exact_found += len(truth)
         found += len(truth & {m.face for m in matches if m.same})
     return {"load_s": load_s, "saved": index.saved, "exact": index.exact, "query_ms": 1000 * float(np.median(times)),
             "query_max_ms": 1000 * max(times), "recall": found / exact_found if exact_found else 1.0,
-            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+            "peak_rss_gb": rss}
 
 
 def measure(path: Path, queries: int) -> dict:

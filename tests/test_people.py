@@ -154,6 +154,30 @@ def test_matching_is_one_to_one_with_the_least_total_distance():
     assert match_centroids(np.array([[5.0, 5.0]], np.float32), stored, threshold=0.5) == {}
 
 
+def test_a_large_index_is_kept_beside_the_encodings_and_read_back(tmp_path, monkeypatch):
+    from facecluster.people import search as search_module
+    from facecluster.records import make_record, make_video_record
+    from facecluster.store import save_encodings
+
+    monkeypatch.setattr(search_module, "EXACT_MAX_FACES", 100)  # 600 faces count as large
+    centres = _people(30)
+    X = np.concatenate([_faces(centre, 20, 0.3, i) for i, centre in enumerate(centres)])
+    records = [make_record(f"p/{i}.jpg", (1, 2, 3, 4), x) for i, x in enumerate(X[:-1])]
+    records.append(make_video_record("clip.mp4", (5, 6, 7, 8), X[-1], 30, 1.5))
+    path = str(tmp_path / "enc.pickle")
+    save_encodings(path, records)
+    first = search_module.open_index(path)
+    assert not first.exact and first.saved == "written"
+    again = search_module.open_index(path)
+    assert again.saved == "read" and again.encodings is None and again.records[-1]["time"] == 1.5
+    query = X[-1] + 0.01
+    expected = [(m.face, round(m.distance, 4)) for m in search_module.search(first, query, top=25)]
+    assert [(m.face, round(m.distance, 4)) for m in search_module.search(again, query, top=25)] == expected
+    assert {face for face, _ in expected[:20]} == set(range(580, 600))  # the query's person, nearest first
+    save_encodings(path, records[:-1])  # the file changed: the kept index is not used
+    assert search_module.open_index(path).saved == "written"
+
+
 def test_person_ids_read_from_the_command_line():
     assert person_id("person_03") == 3 and person_id("12") == 12
     with pytest.raises(ValueError):

@@ -5,8 +5,10 @@ The faces are put in the index the clustering's neighbour graph uses
 :data:`~facecluster.cluster.graph.EXACT_MAX_FACES` faces, the same inverted-file
 index above, probed more widely (:data:`SEARCH_PROBES` lists) because a search
 asks a handful of questions, not a million.  Above that size the index is kept
-beside the encodings file (``ENCODINGS.search.faiss``, with a key of the file's
-size and time), so only the first search pays for training it.
+beside the encodings file (``ENCODINGS.search.faiss``, the faces' places in
+``ENCODINGS.search.json`` with a key of the file's size and time), so only the
+first search pays for reading the pickle and training the index; later ones
+read those two files (the index holds the encodings).
 
 A query is one or more encodings of one person: the largest face of a photo,
 each face of it (``--all-faces``: one query each), or the largest face of every
@@ -40,8 +42,8 @@ class FaceIndex:
     """The faces of an encodings file, ready to search: records (no encodings), the encodings, the index."""
 
     records: list[FaceRecord]
-    encodings: np.ndarray
-    index: object  # a faiss index over ``encodings``
+    encodings: np.ndarray | None  # None when the index was read back (it holds them)
+    index: object  # a faiss index over the encodings
     exact: bool
     saved: str | None = None  # what happened to the saved index: "read", "written" or None
 
@@ -65,8 +67,13 @@ class Match:
 
 
 def open_index(encodings_path: str, *, keep: bool = True, jobs: int = -1) -> FaceIndex:
-    """Read the encodings file and index its faces; with ``keep``, a large index is saved beside it (and
-    read back next time while the file is unchanged).  Raises EncodingsError as the store does."""
+    """The faces of the encodings file, indexed; with ``keep``, a large index and the faces' places are
+    saved beside it and read back next time while the file is unchanged.  Raises EncodingsError as the
+    store does."""
+    if keep:
+        saved = _read_saved(encodings_path)
+        if saved is not None:
+            return saved
     records = load_encodings(encodings_path)
     X = np.ascontiguousarray(take_encodings(records), dtype=np.float32)
     if len(X) <= EXACT_MAX_FACES:
@@ -75,12 +82,9 @@ def open_index(encodings_path: str, *, keep: bool = True, jobs: int = -1) -> Fac
         index = faiss.IndexFlatL2(X.shape[1])
         index.add(X)
         return FaceIndex(records, X, index, exact=True)
-    index, saved = _saved_index(encodings_path, len(X)) if keep else (None, None)
-    if index is None:
-        index = ivf_index(X, jobs)
-        saved = _save_index(encodings_path, index) if keep else None
+    index = ivf_index(X, jobs)
     index.nprobe = min(index.nlist, SEARCH_PROBES)
-    return FaceIndex(records, X, index, exact=False, saved=saved)
+    return FaceIndex(records, X, index, exact=False, saved=_save(encodings_path, index, records) if keep else None)
 
 
 def _key(encodings_path: str, faces: int) -> dict:
@@ -88,27 +92,43 @@ def _key(encodings_path: str, faces: int) -> dict:
     return {"version": _INDEX_VERSION, "size": info.st_size, "mtime_ns": info.st_mtime_ns, "faces": faces}
 
 
-def _saved_index(encodings_path: str, faces: int):
-    """The index kept beside the encodings file, if it was made from this very file; else (None, None)."""
+def _read_saved(encodings_path: str) -> FaceIndex | None:
+    """The index and places kept beside the encodings file, if made from this very file; else None."""
     import faiss
 
     try:
         with open(encodings_path + KEY_SUFFIX, encoding="utf-8") as handle:
-            if json.load(handle) != _key(encodings_path, faces):
-                return None, None
+            saved = json.load(handle)
+        if saved.get("key") != _key(encodings_path, saved.get("key", {}).get("faces", -1)):
+            return None
         index = faiss.read_index(encodings_path + INDEX_SUFFIX)
-    except (OSError, ValueError, RuntimeError):
-        return None, None
-    return (index, "read") if index.ntotal == faces else (None, None)
+    except (OSError, ValueError, RuntimeError, AttributeError):
+        return None
+    records = [_record(row) for row in saved.get("faces", [])]
+    if index.ntotal != len(records):
+        return None
+    index.nprobe = min(index.nlist, SEARCH_PROBES)
+    return FaceIndex(records, None, index, exact=False, saved="read")
 
 
-def _save_index(encodings_path: str, index) -> str | None:
-    """Keep the index beside the encodings file; None when the folder can't be written."""
+def _record(row: list) -> FaceRecord:
+    """A record (no encoding) from its saved row ``[path, top, right, bottom, left, frame, time]``."""
+    record = {"imagePath": row[0], "loc": tuple(row[1:5])}
+    if row[5] is not None:
+        record.update(frame=row[5], time=row[6])
+    return record  # type: ignore[return-value]
+
+
+def _save(encodings_path: str, index, records: list[FaceRecord]) -> str | None:
+    """Keep the index and the faces' places beside the encodings file; None when that can't be written."""
     import faiss
 
+    rows = [[r["imagePath"], *map(int, r["loc"]), r.get("frame"), r.get("time")] for r in records]
     try:
         faiss.write_index(index, encodings_path + INDEX_SUFFIX)
-        write_text_atomically(encodings_path + KEY_SUFFIX, json.dumps(_key(encodings_path, index.ntotal)))
+        # ASCII JSON: a path that is not valid UTF-8 keeps its escaped bytes and reads back the same.
+        write_text_atomically(encodings_path + KEY_SUFFIX, json.dumps({"key": _key(encodings_path, len(rows)),
+                                                                       "faces": rows}))
     except (OSError, RuntimeError):
         return None
     return "written"
@@ -123,8 +143,8 @@ def search(index: FaceIndex, query: np.ndarray, *, threshold: float = SAME_PERSO
     for face, d2 in zip(found.tolist(), squared.tolist()):
         best[face] = min(best.get(face, np.inf), d2)
     same = set(best)
-    if top > 0 and len(index.encodings):
-        near_d2, near = index.index.search(Q, min(top, len(index.encodings)))
+    if top > 0 and index.index.ntotal:
+        near_d2, near = index.index.search(Q, min(top, index.index.ntotal))
         nearest: dict[int, float] = {}
         for face, d2 in zip(near.ravel().tolist(), near_d2.ravel().tolist()):
             if face >= 0:
