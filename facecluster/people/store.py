@@ -40,6 +40,9 @@ STORE_SUFFIX = ".people.sqlite"
 MATCH_THRESHOLD: float = NAME_THRESHOLD
 REPRESENTATIVES = 8
 CANDIDATES = 8  # nearest stored people looked at per cluster
+# Lists an inverted-file search for candidates scans: a person's stored centroid is
+# nearly where their new one is (distance ~0.05), so fewer than the graph's 12 do.
+_STORE_PROBES = 4
 _DENSE_LIMIT = 2_000  # larger groups of candidate pairs are matched greedily, nearest first
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS people (
@@ -189,43 +192,45 @@ class PeopleStore:
         before = self.people()
         now = time.time()
         names: dict[int, str] = {}
-        with self.db:
+        people, representatives = [], []
+        for pid, label, centroid, rows in zip(ids.tolist(), clusters.tolist(), centroids, members):
+            earlier = before.get(pid)
+            name, source = (earlier.name, earlier.name_source) if earlier else (None, None)
+            if source != "user" and label in known_names:
+                name, source = known_names[label], "known"
+            if name:
+                names[pid] = name
+            people.append((pid, name, source, len(rows), centroid.astype(np.float32).tobytes(), now, now))
+            representatives += [(pid, e.tobytes()) for e in _representatives(encodings, rows, centroid)]
+        with self.db:  # one transaction, statements in bulk: 400,000 people are a million faces
             self.db.execute("UPDATE people SET hidden = 1")
-            for pid, label, centroid, rows in zip(ids.tolist(), clusters.tolist(), centroids, members):
-                earlier = before.get(pid)
-                name, source = (earlier.name, earlier.name_source) if earlier else (None, None)
-                if source != "user" and label in known_names:
-                    name, source = known_names[label], "known"
-                if name:
-                    names[pid] = name
-                self.db.execute(
-                    "INSERT INTO people (id, name, name_source, hidden, faces, centroid, first_seen, last_seen) "
-                    "VALUES (?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
-                    "name_source = excluded.name_source, hidden = (merged_into IS NOT NULL), faces = excluded.faces, "
-                    "centroid = excluded.centroid, last_seen = excluded.last_seen",
-                    (pid, name, source, len(rows), centroid.astype(np.float32).tobytes(), now, now))
-                self.db.execute("DELETE FROM representatives WHERE person = ?", (pid,))
-                self.db.executemany("INSERT INTO representatives (person, encoding) VALUES (?, ?)",
-                                    [(pid, e.tobytes()) for e in _representatives(encodings[rows], centroid)])
+            self.db.executemany(
+                "INSERT INTO people (id, name, name_source, hidden, faces, centroid, first_seen, last_seen) "
+                "VALUES (?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
+                "name_source = excluded.name_source, hidden = (merged_into IS NOT NULL), faces = excluded.faces, "
+                "centroid = excluded.centroid, last_seen = excluded.last_seen", people)
+            self.db.executemany("DELETE FROM representatives WHERE person = ?", [(pid,) for pid in ids.tolist()])
+            self.db.executemany("INSERT INTO representatives (person, encoding) VALUES (?, ?)", representatives)
         return names
 
 
 def _cluster_centroids(encodings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """The clusters (labels >= 0, ascending), their centroids (float32) and member rows."""
-    order = np.argsort(labels, kind="stable")
-    distinct, starts = np.unique(labels[order], return_index=True)
-    groups = np.split(order, starts[1:]) if len(order) else []
-    keep = [i for i, label in enumerate(distinct.tolist()) if label >= 0]
-    clusters = distinct[keep].astype(np.int64)
-    members = [groups[i] for i in keep]
-    X = np.asarray(encodings, dtype=np.float32)
-    centroids = np.stack([X[rows].mean(axis=0) for rows in members]) if members else np.empty((0, X.shape[1] if X.ndim == 2 else 128), np.float32)
-    return clusters, centroids.astype(np.float32), members
+    """The clusters (labels >= 0, ascending), their centroids (float32) and member rows; one sort."""
+    X = np.asarray(encodings, dtype=np.float32).reshape(len(labels), -1)
+    person = labels >= 0
+    order = np.flatnonzero(person)[np.argsort(labels[person], kind="stable")]
+    if not len(order):
+        return np.empty(0, np.int64), np.empty((0, X.shape[1]), np.float32), []
+    clusters, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
+    centroids = np.add.reduceat(X[order], starts, axis=0) / counts[:, None]
+    return clusters.astype(np.int64), centroids.astype(np.float32), np.split(order, starts[1:])
 
 
-def _representatives(faces: np.ndarray, centroid: np.ndarray) -> np.ndarray:
-    """Up to :data:`REPRESENTATIVES` faces nearest to the centroid, as float32."""
-    faces = np.asarray(faces, dtype=np.float32)
+def _representatives(encodings: np.ndarray, rows: np.ndarray, centroid: np.ndarray) -> np.ndarray:
+    """Up to :data:`REPRESENTATIVES` of the faces ``rows`` nearest to the centroid, as float32."""
+    faces = np.asarray(encodings[rows], dtype=np.float32)
+    if len(faces) <= REPRESENTATIVES:
+        return faces
     nearest = np.argsort(((faces - centroid) ** 2).sum(axis=1), kind="stable")[:REPRESENTATIVES]
     return faces[nearest]
 
@@ -239,9 +244,15 @@ def match_centroids(new: np.ndarray, stored: np.ndarray, threshold: float = MATC
     if not len(rows):
         return {}
     n, m = len(new), len(stored)
+    # A pair whose cluster and person have no other candidate is matched as it is (most of a large
+    # collection); the rest go to the assignment, per connected group.
+    alone = (np.bincount(rows, minlength=n)[rows] == 1) & (np.bincount(cols, minlength=m)[cols] == 1)
+    match: dict[int, int] = dict(zip(rows[alone].tolist(), cols[alone].tolist()))
+    rows, cols, dist = rows[~alone], cols[~alone], dist[~alone]
+    if not len(rows):
+        return match
     graph = sp.coo_matrix((np.ones(len(rows)), (rows, n + cols)), shape=(n + m, n + m))
     _, component = connected_components(graph, directed=False)
-    match: dict[int, int] = {}
     by_group: dict[int, list[int]] = {}
     for pair, row in enumerate(rows.tolist()):
         by_group.setdefault(int(component[row]), []).append(pair)
@@ -260,6 +271,7 @@ def _candidate_pairs(new: np.ndarray, stored: np.ndarray, threshold: float) -> t
         index.add(data)
     else:  # the clustering's inverted-file index: many people, each near few others
         index = ivf_index(data)
+        index.nprobe = min(index.nlist, _STORE_PROBES)
     squared, nearest = index.search(np.ascontiguousarray(new, dtype=np.float32), min(CANDIDATES, len(stored)))
     distances = np.sqrt(np.maximum(squared, 0))
     keep = (nearest >= 0) & (distances < threshold)
