@@ -72,7 +72,7 @@ def encoded(dataset: Path, cache_name: str, paths: list[str] | None = None, *,
     a folder set; its folder labels corrected by ``CORRECTIONS/<cache_name>.csv``
     where there is one, unless ``corrected`` is false."""
     from facecluster.cluster.evaluation import primary_face_labels, read_labels
-    from facecluster.encode.pipeline import list_dataset
+    from facecluster.run.pipeline import list_dataset
     from quality import load_or_encode
 
     if paths is None:

@@ -353,9 +353,9 @@ def test_hdbscan_ceiling_keeps_far_apart_people_apart(faces_data, tmp_path, monk
     reads the set as uncrowded and runs chinese whispers near 0.6 (0.990), where
     chinese whispers at 0.5 splits people (0.902)."""
     from facecluster.cluster.evaluation import evaluate, read_labels
-    from facecluster.encode.detectors import HogDetector
-    from facecluster.encode.encoders import DEFAULT_MIRROR, NumpyEncoder
-    from facecluster.encode.pipeline import Method, encode_dataset, list_dataset
+    from facecluster.detect.detectors import HogDetector
+    from facecluster.embed.encoders import DEFAULT_MIRROR, NumpyEncoder
+    from facecluster.run.pipeline import Method, encode_dataset, list_dataset
 
     root = faces_data / "five_celebs"
     method = Method(HogDetector(), NumpyEncoder(mirror=DEFAULT_MIRROR))  # the script's encodings

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecluster.encode import detectors
-from facecluster.encode.detectors import CnnDetector, HogDetector, choose_detector
-from facecluster.encode.encoders import DlibEncoder, NumpyEncoder, choose_encoder
-from facecluster.encode.pipeline import Method, task_size
-from facecluster.images import load_image
+from facecluster.detect import detectors
+from facecluster.detect.detectors import CnnDetector, HogDetector, choose_detector
+from facecluster.embed.encoders import DlibEncoder, NumpyEncoder, choose_encoder
+from facecluster.run.pipeline import Method, task_size
+from facecluster.sources.images import load_image
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -170,10 +170,10 @@ def test_models_load_without_pkg_resources(fr_examples: Path) -> None:
         "    def find_spec(self, name, path, target=None):\n"
         "        if name == 'pkg_resources': raise ImportError('blocked')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "from facecluster.encode.detectors import HogDetector\n"
-        "from facecluster.encode.encoders import NumpyEncoder\n"
-        "from facecluster.encode.pipeline import Method\n"
-        "from facecluster.images import load_image\n"
+        "from facecluster.detect.detectors import HogDetector\n"
+        "from facecluster.embed.encoders import NumpyEncoder\n"
+        "from facecluster.run.pipeline import Method\n"
+        "from facecluster.sources.images import load_image\n"
         f"print(len(Method(HogDetector(), NumpyEncoder()).find_faces([load_image({str(photo)!r}).rgb])[0]))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

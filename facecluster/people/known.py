@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..images import display_path
+from ..sources.skips import display_path
 from ..records import FaceRecord
 from .naming import KnownPeople
 
@@ -124,9 +124,9 @@ def _from_encodings_file(path: str) -> list[FaceRecord]:
 
 def _from_folder(folder: str, cache_base: str, warn: Callable[[str], None], workers: int) -> list[FaceRecord]:
     """Encode the folder's photos (encode_faces.py's defaults); one line per photo that gives no face."""
-    from ..encode.detectors import choose_detector
-    from ..encode.encoders import choose_encoder
-    from ..encode.pipeline import DatasetError, Method, encode_dataset, list_dataset
+    from ..detect.detectors import choose_detector
+    from ..embed.encoders import choose_encoder
+    from ..run.pipeline import DatasetError, Method, encode_dataset, list_dataset
 
     try:
         listing = list_dataset(folder)

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..cluster import DEFAULTS
+from ..records import UNKNOWN_LABEL
 
-UNKNOWN_LABEL = -1
 NAME_THRESHOLD: float = DEFAULTS["chinese-whispers"]["threshold"]
 PULL_THRESHOLD: float = round(0.9 * NAME_THRESHOLD, 3)
 # The winner must be this much nearer than the runner-up (about a tenth of

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..images import display_path
+from ..sources.skips import display_path
 from ..records import make_record
 from .known import _area, one_face_per_photo
 from .search import Query
@@ -27,9 +27,9 @@ class QueryError(ValueError):
 
 def read_queries(specs: list[str], all_faces: bool, warn: Callable[[str], None]) -> list[Query]:
     """One :class:`Query` per photo (per face with ``all_faces``) or folder in ``specs``."""
-    from ..encode.detectors import choose_detector
-    from ..encode.encoders import choose_encoder
-    from ..encode.pipeline import Method
+    from ..detect.detectors import choose_detector
+    from ..embed.encoders import choose_encoder
+    from ..run.pipeline import Method
 
     method = Method(choose_detector("auto")[0], choose_encoder("numpy")[0])
     queries: list[Query] = []
@@ -47,7 +47,7 @@ def read_queries(specs: list[str], all_faces: bool, warn: Callable[[str], None])
 
 def _records_of(paths: list[str], method, warn: Callable[[str], None]) -> list[dict]:
     """Face records of ``paths``; one line for each photo that is skipped or has no face."""
-    from ..encode.pipeline import encode_photos
+    from ..run.pipeline import encode_photos
 
     records = []
     for result in encode_photos(paths, method):
@@ -70,7 +70,7 @@ def _photo_queries(photo: str, method, all_faces: bool, warn: Callable[[str], No
 
 
 def _folder_query(folder: str, method, warn: Callable[[str], None]) -> list[Query]:
-    from ..encode.pipeline import DatasetError, list_dataset
+    from ..run.pipeline import DatasetError, list_dataset
 
     try:
         photos = list_dataset(folder).images

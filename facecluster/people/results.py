@@ -17,13 +17,13 @@ import html
 import os
 from collections.abc import Sequence
 
-from ..files import open_atomically, write_text_atomically
-from ..images import ImageSkipped, display_path, load_image
-from ..present.clusters import PhotoReader, placeholder_tile
+from ..files import open_atomically, write_image, write_text_atomically
+from ..present.crops import PhotoReader, placeholder_tile
 from ..present.gallery import THUMB_SIZE, _href, face_thumbnail
-from ..present.montage import write_image
-from ..present.video import clip_href, clock, is_from_video
-from ..records import FaceRecord
+from ..present.video import clip_href, clock
+from ..records import FaceRecord, is_from_video
+from ..sources.images import load_image
+from ..sources.skips import ImageSkipped, display_path
 from .search import Match, Query
 
 CSV_HEADER = ("image", "top", "right", "bottom", "left", "frame", "time", "distance", "query", "match")

@@ -10,7 +10,7 @@ Like a detector, an encoder is a small frozen object chosen once per run::
 Both compute ``face_recognition.face_encodings(rgb, boxes, num_jitters,
 model=landmarks)``: dlib finds the landmarks and cuts the aligned chips either
 way; :class:`NumpyEncoder` then runs dlib's ResNet, with its own weights,
-through :mod:`facecluster.encode.fast_encoder` (within 1e-6 of dlib; with
+through :mod:`facecluster.embed.resnet` (within 1e-6 of dlib; with
 onnxruntime ~20x faster than a BLAS-less dlib build, with numpy alone ~10x);
 :class:`DlibEncoder` calls dlib, and alone does random jitter
 (``num_jitters > 1``).
@@ -36,7 +36,7 @@ from typing import ClassVar, Protocol
 import numpy as np
 
 from ..records import Box, box_to_dlib
-from .models import dlib_encoder, landmark_predictor
+from ..models.dlib_models import dlib_encoder, landmark_predictor
 
 LANDMARK_MODELS = ("small", "large")  # 5-point (face_recognition's default) or 68-point
 ENCODERS = ("numpy", "dlib")
@@ -145,12 +145,12 @@ class NumpyEncoder(_LandmarkEncoder):
         super().__post_init__()
 
     def _load(self) -> None:
-        from .fast_encoder import load_encoder
+        from .resnet import load_encoder
 
         load_encoder()
 
     def _encode_views(self, views: list[tuple[np.ndarray, object]]) -> list[list[np.ndarray]]:
-        from .fast_encoder import encode_chips, face_chips
+        from .resnet import encode_chips, face_chips
 
         # Both passes' chips through the network together: one batch, not two.
         encodings = list(encode_chips(np.concatenate([face_chips(rgb, shapes) for rgb, shapes in views])))
