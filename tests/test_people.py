@@ -108,6 +108,15 @@ def test_ids_stay_when_photos_are_added_and_clusters_renumber(tmp_path):
     store.close()
 
 
+def test_no_faces_or_no_people_leave_the_store_as_it_was(tmp_path):
+    store = PeopleStore(str(tmp_path / "people.sqlite"))
+    _store_run(store, [_faces(_people(1)[0], 3, 0.3, 0)])
+    assert store.assign(np.empty((0, 128), np.float32), np.empty(0, np.int64)).labels.tolist() == []
+    assert store.assign(_faces(_people(1)[0], 2, 0.3, 1), np.array([-1, -1])).labels.tolist() == [-1, -1]
+    assert store.people()[0].hidden and store.people()[0].faces == 3
+    store.close()
+
+
 def test_a_rename_survives_later_runs_and_beats_known_names(tmp_path):
     centres = _people(2)
     path = str(tmp_path / "people.sqlite")

@@ -105,8 +105,7 @@ def identify(encodings: np.ndarray, labels: np.ndarray, *, known: KnownPeople | 
     store = open_store(encodings_path, store_path, warn) if store_path is not None else None
     if store is not None:
         try:
-            for pid, into in (merges or {}).items():
-                store.merge(pid, into)
+            _merge(store, merges or {})
             assigned = store.assign(encodings, result.labels, known_names)
             for pid, name in renames.items():
                 store.rename(pid, name)
@@ -114,8 +113,6 @@ def identify(encodings: np.ndarray, labels: np.ndarray, *, known: KnownPeople | 
             result.lines.append(f"people: {assigned.kept + assigned.new} ({assigned.kept} seen before, "
                                 f"{assigned.new} new; {assigned.hidden} not seen this run, kept hidden) "
                                 f"in {store.path}")
-        except ValueError as problem:
-            raise ValueError(f"--merge: {problem}") from None
         except sqlite3.Error as error:
             warn(f"{store.path}: cannot write the people store ({error}); IDs and names are not kept this run")
         finally:
@@ -127,6 +124,15 @@ def identify(encodings: np.ndarray, labels: np.ndarray, *, known: KnownPeople | 
             result.names.pop(pid, None)
     result.lines.extend(_named_lines(result.labels, result.names))
     return result
+
+
+def _merge(store: PeopleStore, merges: Mapping[int, int | None]) -> None:
+    """Apply ``--merge`` to the store; ValueError (one line) for a merge that would loop."""
+    for pid, into in merges.items():
+        try:
+            store.merge(pid, into)
+        except ValueError as problem:
+            raise ValueError(f"--merge: {problem}") from None
 
 
 def load_known(source: str, encodings_path: str, warn: Callable[[str], None]) -> KnownPeople:

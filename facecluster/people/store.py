@@ -216,11 +216,11 @@ class PeopleStore:
 
 def _cluster_centroids(encodings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """The clusters (labels >= 0, ascending), their centroids (float32) and member rows; one sort."""
-    X = np.asarray(encodings, dtype=np.float32).reshape(len(labels), -1)
     person = labels >= 0
     order = np.flatnonzero(person)[np.argsort(labels[person], kind="stable")]
-    if not len(order):
-        return np.empty(0, np.int64), np.empty((0, X.shape[1]), np.float32), []
+    if not len(order):  # no faces, or no person among them
+        return np.empty(0, np.int64), np.empty((0, 128), np.float32), []
+    X = np.asarray(encodings, dtype=np.float32)
     clusters, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
     centroids = np.add.reduceat(X[order], starts, axis=0) / counts[:, None]
     return clusters.astype(np.int64), centroids.astype(np.float32), np.split(order, starts[1:])
