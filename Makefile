@@ -17,7 +17,7 @@ help:
 	@echo "make bench-search  search_faces.py's load time, query time and memory at 10k, 100k and 1M synthetic faces"
 	@echo "make verify  LFW verification, 10 folds, beside dlib's published 99.38%"
 
-.venv/.installed: requirements.txt requirements-nodeps.txt tools/install.sh
+.venv/.installed: requirements.txt requirements-nodeps.txt tools/install.sh pyproject.toml
 	tools/install.sh
 	@touch $@
 
@@ -49,8 +49,9 @@ demo-people: .venv/.installed dataset/00000000.jpg known/.built
 	$(PY) cluster_faces.py --encodings encodings.pickle --method adaptive --known known --output output
 	$(PY) search_faces.py --encodings encodings.pickle --query known/Alejandro_Toledo --output found
 
+# Every core (xdist), a test file to a worker: its module fixtures (a Dask cluster, a browser) are made once.
 test: .venv/.installed-dev
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n auto --dist loadfile tests
 
 bench: .venv/.installed-dev
 	$(PY) benchmarks/run.py
@@ -61,6 +62,7 @@ bench-dask: .venv/.installed-dev
 quality: .venv/.installed-dev
 	$(PY) benchmarks/quality_sets.py
 	$(PY) benchmarks/people_quality.py
+	$(PY) benchmarks/tutorial_sets.py
 	$(PY) benchmarks/lfw_verification.py
 
 quality-lfw: .venv/.installed-dev

@@ -17,6 +17,7 @@ from facecluster import cli
 from facecluster import people
 from facecluster.cluster import DEFAULTS, METHODS, RECOMMENDED_METHOD, check_params, cluster_encodings, looks_collapsed
 from facecluster.present import DEFAULT_MAX_MONTAGES, PresentOptions, present
+from facecluster.present.output import check_output
 from facecluster.present.windows import display_available
 from facecluster.store import EncodingsError, load_encodings, take_encodings
 
@@ -39,6 +40,9 @@ ap.add_argument("--min-cluster-size", type=int, default=None,
 ap.add_argument("--seed", type=int, default=0, help="seed for the montage sampling and chinese-whispers")
 ap.add_argument("-o", "--output", default=None,
                 help="write montages, clusters.csv, clusters.json and index.html here (default without a display: output)")
+ap.add_argument("--overwrite", action="store_true",
+                help="write into an --output folder that holds files facecluster did not write "
+                     "(files with facecluster's names are replaced); without it such a folder is refused")
 ap.add_argument("--organize", choices=("copy", "link"), default=None,
                 help="also sort the photos into a folder per person in the output folder")
 ap.add_argument("--max-montages", type=int, default=DEFAULT_MAX_MONTAGES,
@@ -72,6 +76,10 @@ def main() -> int:
     check_arguments(args)  # before reading a possibly huge file
     if args["list_people"]:
         return list_people(args["store"])
+    output, windows = where_to_show(args["output"], args["organize"])
+    problem = check_output(output, args["overwrite"]) if output is not None else None
+    if problem:  # a read-only, full or someone else's folder: said now, not after clustering
+        raise cli.UsageError(problem)
 
     # load the serialized face encodings + bounding box locations from
     # disk, then extract the set of encodings so we can cluster on them
@@ -119,7 +127,6 @@ def main() -> int:
 
     # one montage per face ID -- in windows when there is a screen, as files
     # (with clusters.csv, clusters.json and an HTML gallery) otherwise
-    output, windows = where_to_show(args["output"], args["organize"])
     present(output, data, labels, PresentOptions(
         show_windows=windows, organize=args["organize"], seed=args["seed"], max_montages=args["max_montages"],
         run={"method": args["method"], "encodings": args["encodings"]}, names=found.names))
@@ -135,8 +142,6 @@ def check_arguments(args: dict) -> None:
         raise cli.UsageError(f"bad option: {problem}") from None
     if args["max_montages"] < 1:
         raise cli.UsageError(f"bad option: --max-montages must be at least 1, got {args['max_montages']}")
-    if args["output"] is not None and os.path.exists(args["output"]) and not os.path.isdir(args["output"]):
-        raise cli.UsageError(f"--output {args['output']}: is a file, not a folder")
     if args["labels"] not in (None, "folders") and not os.path.isfile(args["labels"]):
         raise cli.UsageError(f"--labels {args['labels']}: no such file")
     if args["known"] is not None and not os.path.exists(args["known"]):

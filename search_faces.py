@@ -14,6 +14,7 @@ from facecluster import cli
 from facecluster.people.queries import read_queries
 from facecluster.people.results import write_matches_csv, write_search_page
 from facecluster.people.search import SAME_PERSON, open_index, search
+from facecluster.present.output import check_output, mark
 from facecluster.store import EncodingsError
 
 # construct the argument parser
@@ -27,14 +28,17 @@ ap.add_argument("--top", type=int, default=0, help="also list the N nearest face
 ap.add_argument("--all-faces", action="store_true", help="look for every face of a query photo, not just the largest")
 ap.add_argument("-t", "--threshold", type=float, default=SAME_PERSON,
                 help=f"faces closer than this are the same person (default {SAME_PERSON})")
+ap.add_argument("--overwrite", action="store_true",
+                help="write into an --output folder that holds files facecluster did not write")
 
 
 def main() -> int:
     args = vars(ap.parse_args())
     if args["top"] < 0 or not 0 < args["threshold"] < 2:
         raise cli.UsageError("--top must be 0 or more and --threshold between 0 and 2")
-    if os.path.exists(args["output"]) and not os.path.isdir(args["output"]):
-        raise cli.UsageError(f"--output {args['output']}: is a file, not a folder")
+    problem = check_output(args["output"], args["overwrite"])
+    if problem:  # a read-only, full or someone else's folder: said now, not after the search
+        raise cli.UsageError(problem)
 
     # encode the query photos as encode_faces.py does
     print("[INFO] encoding the query...")
@@ -54,6 +58,7 @@ def main() -> int:
     # search, then write matches.csv and the page
     found = [(query, search(index, query.encodings, threshold=args["threshold"], top=args["top"])) for query in queries]
     os.makedirs(args["output"], exist_ok=True)
+    mark(args["output"])
     write_matches_csv(os.path.join(args["output"], "matches.csv"), index.records, found)
     write_search_page(args["output"], index.records, found)
     for query, matches in found:

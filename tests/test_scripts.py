@@ -16,6 +16,8 @@ from PIL import Image
 from conftest import ROOT, run_script
 from test_images import bad_folder
 
+from facecluster.files import OUTPUT_MARKER
+
 
 def awkward_real_folder(folder: Path, lfw: Path, fr_examples: Path) -> list[str]:
     """Real faces in every awkward form, plus the bad files; returns the real photos' names."""
@@ -168,6 +170,7 @@ def test_cluster_errors(tmp_path: Path, kind: str, reason: str) -> None:
     elif kind == "folder":
         path.mkdir()
     (tmp_path / "out").mkdir()
+    (tmp_path / "out" / OUTPUT_MARKER).write_text("{}")  # an earlier run's output folder
     (tmp_path / "out" / "clusters.csv").write_text("earlier results")
     line = one_error_line(run_script("cluster_faces.py", "-e", str(path), "-o", str(tmp_path / "out")))
     assert line.startswith(f"[ERROR] {path}: ") and reason in line, line

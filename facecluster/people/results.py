@@ -1,7 +1,8 @@
 """search_faces.py's output: ``matches.csv`` and an ``index.html`` to look at them.
 
 ``matches.csv``: ``image,top,right,bottom,left,frame,time,distance,query,match``,
-one row a face, each query's faces nearest first (queries in the order given).
+one row a face, each query's faces nearest first (queries in the order given); paths
+and names that begin like a spreadsheet formula get a ``'`` in front, as in clusters.csv.
 ``match`` is ``same`` for a face judged the same person and ``nearest`` for one
 of the ``--top`` nearest that is not.  ``frame`` and ``time`` are empty for photos.
 
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 
 from ..files import open_atomically, write_image, write_text_atomically
 from ..present.crops import PhotoReader, placeholder_tile
+from ..present.export import spreadsheet_safe
 from ..present.gallery import THUMB_SIZE, _href, face_thumbnail
 from ..present.video import clip_href, clock
 from ..records import FaceRecord, is_from_video
@@ -34,13 +36,16 @@ def write_matches_csv(path: str, records: Sequence[FaceRecord], found: Sequence[
     """One row per match, each query's matches nearest first (paths keep their bytes, as clusters.csv)."""
     with open_atomically(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
+        quoted = csv.writer(handle, lineterminator="\n", quoting=csv.QUOTE_ALL)  # a lone CR: see export.py
         writer.writerow(CSV_HEADER)
         for query, matches in found:
+            name = spreadsheet_safe(query.name)
             for match in matches:
                 record = records[match.face]
-                writer.writerow([record["imagePath"], *map(int, record["loc"]), record.get("frame", ""),
-                                 record.get("time", ""), f"{match.distance:.4f}", query.name,
-                                 "same" if match.same else "nearest"])
+                image = spreadsheet_safe(record["imagePath"])
+                (quoted if "\r" in image or "\r" in name else writer).writerow(
+                    [image, *map(int, record["loc"]), record.get("frame", ""), record.get("time", ""),
+                     f"{match.distance:.4f}", name, "same" if match.same else "nearest"])
 
 
 def write_search_page(out_dir: str, records: Sequence[FaceRecord], found: Sequence[tuple[Query, list[Match]]],

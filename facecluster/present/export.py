@@ -29,14 +29,30 @@ def write_clusters_csv(path: str | os.PathLike, records: Sequence[FaceRecord], c
 
     ``image`` is the record's ``imagePath`` exactly; a name that is not valid
     UTF-8 keeps its original bytes (``surrogateescape``), so reading the file
-    back with ``errors="surrogateescape"`` gives a path that opens.
+    back with ``errors="surrogateescape"`` gives a path that opens.  The one
+    exception: a path that begins with ``=``, ``+``, ``-``, ``@``, a TAB or a CR
+    (which a spreadsheet would run as a formula) gets a ``'`` in front, as
+    spreadsheet tools expect (see :func:`spreadsheet_safe`).
     """
     with open_atomically(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
+        # csv quotes a field holding "\n" but, with "\n" line ends, not one holding a lone "\r",
+        # which every reader takes for a line end: such a row has every field quoted.
+        quoted = csv.writer(handle, lineterminator="\n", quoting=csv.QUOTE_ALL)
         writer.writerow(CSV_HEADER)
-        names = clusters.names
-        writer.writerows([record["imagePath"], *_box(record), label, record.get("frame", ""), record.get("time", ""),
-                          names.get(label, "")] for record, label in zip(records, clusters.labels.tolist()))
+        for record, label in zip(records, clusters.labels.tolist()):
+            image, name = spreadsheet_safe(record["imagePath"]), spreadsheet_safe(clusters.names.get(label, ""))
+            (quoted if "\r" in image or "\r" in name else writer).writerow(
+                [image, *_box(record), label, record.get("frame", ""), record.get("time", ""), name])
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """``text`` with a ``'`` in front when it begins like a spreadsheet formula (CSV injection:
+    a crafted name ``=HYPERLINK(...)`` would run when the CSV is opened); otherwise unchanged."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def write_clusters_json(

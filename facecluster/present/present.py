@@ -25,6 +25,7 @@ from .gallery import GalleryOptions, write_gallery
 from .montage import cluster_montage, montage_filename
 from ..files import write_image
 from .organize import organize
+from .output import mark
 from .windows import show_montages
 
 DEFAULT_MAX_MONTAGES = 100
@@ -91,6 +92,7 @@ def _files_and_folders(out_dir: str, records: Sequence[FaceRecord], clusters: Cl
     Returns the person folders by label (empty without ``options.organize``).
     """
     os.makedirs(out_dir, exist_ok=True)
+    mark(out_dir)
     write_clusters_csv(os.path.join(out_dir, "clusters.csv"), records, clusters)
     write_clusters_json(os.path.join(out_dir, "clusters.json"), records, clusters, options.run)
     if not options.organize:
