@@ -1,5 +1,7 @@
 """Person folders: each person's photos in ``person_00/``, ``person_01/`` ... and ``unknown/``.
 
+A named person's folder carries the name: ``person_03_Ada_Lovelace/``.
+
 A photo of two people is in both folders; photos that share a file name are
 told apart.  Re-running into the same folder updates it in place and removes
 only what an earlier run placed there (listed in a manifest).
@@ -23,7 +25,7 @@ from ..files import fit_name, open_regular, replace_atomically, write_text_atomi
 from ..records import FaceRecord, is_from_video
 from ..sources.folder import is_photo_or_video
 from ..sources.skips import display_path
-from .clusters import Clusters, json_text, person_dirname, plural, warn_about_photos
+from .clusters import Clusters, json_text, plural, warn_about_photos
 from .video import write_stills
 
 log = logging.getLogger(__name__)
@@ -130,7 +132,7 @@ def _is_placed_name(relative: str) -> bool:
     parts = relative.split("/")
     return (
         len(parts) == 2
-        and re.fullmatch(r"person_\d+|unknown", parts[0]) is not None
+        and re.fullmatch(r"person_\d+(_[^/\\.]+)?|unknown", parts[0]) is not None
         and parts[1] not in ("", ".", "..")
         and "\\" not in parts[1]
     )
@@ -175,8 +177,8 @@ def organize(
         # Absolute targets: links keep working wherever out_dir is opened from.
         members = clusters.members(label).tolist()
         sources = {os.path.abspath(records[i]["imagePath"]) for i in members if not is_from_video(records[i])}
-        result.folders[label] = _fill_folder(out_dir, person_dirname(label), sources, result, current)
-        stills, unreadable = write_stills(result.folders[label], person_dirname(label), records, members, current)
+        result.folders[label] = _fill_folder(out_dir, clusters.dirname(label), sources, result, current)
+        stills, unreadable = write_stills(result.folders[label], clusters.dirname(label), records, members, current)
         result.placed += stills  # a still of each appearance in a video
         result.missing.extend(unreadable)
     _remove_stale(out_dir, previous - current)
