@@ -5,8 +5,8 @@ and demo; five_celebs; glint_aligned_crops; Yale; ORL; face_recognition's
 examples) the photos are encoded once with encode_faces.py's pipeline (cached
 under ``.cache/quality/``), then:
 
-1. the best fixed threshold: chinese-whispers and agglomerative swept over
-   0.40-0.65, the best pairwise F1 of either (what a user with labels could
+1. the best fixed threshold: chinese-whispers swept over 0.40-0.70 and
+   agglomerative over 0.40-0.65, the best pairwise F1 of either (what a user with labels could
    tune to, per set);
 2. every method at its defaults, against that best;
 3. leave-one-set-out for the recommended method: its parameters are chosen on
@@ -64,7 +64,7 @@ LABELS = ROOT / "benchmarks" / "labels"  # image,time,x,y,identity: who is where
 COMPOSITES = 200  # group photos of random LFW people (and a quarter as many of relatives)
 CACHE = ROOT / ".cache" / "quality"
 FOLDER_SETS = ("five_celebs", "glint_aligned_crops", "yale_faces", "orl_att_faces", "face_recognition_examples")
-THRESHOLDS = {"chinese-whispers": [round(0.4 + 0.025 * i, 3) for i in range(11)],
+THRESHOLDS = {"chinese-whispers": [round(0.4 + 0.025 * i, 3) for i in range(13)],
               "agglomerative": [round(0.4 + 0.05 * i, 2) for i in range(6)]}  # agglomerative: ~1 min a run on all of LFW
 GRAPH_K = 40  # one exact graph per set, shared by every run (each method reads its own k)
 RULES = ("largest", "single")
@@ -72,7 +72,7 @@ RULES = ("largest", "single")
 # collection counts as crowded, the base of chinese whispers' threshold
 # (facecluster/cluster/adaptive.py), its slope on the median nearest distance, and
 # how close on average two clusters must be (x the threshold) to be joined.
-GRID = {"crowded_below": (0.003, 0.005, 0.01), "threshold_base": (0.35, 0.4, 0.45), "threshold_slope": (0.4, 0.5, 0.6),
+GRID = {"crowded_below": (0.003, 0.005, 0.01), "threshold_base": (0.362, 0.414, 0.465), "threshold_slope": (0.4, 0.5, 0.6),
         "join_within": (1.0, 1.1, 1.2)}
 # Small collections drawn from the large sets, like a user's folder of a few
 # people: per source, DRAWS collections of 3-8 people with 10+ faces, 10-40
@@ -87,7 +87,7 @@ def encoded(dataset: Path, cache_name: str, paths: list[str] | None = None, *,
     a folder set; its folder labels corrected by ``CORRECTIONS/<cache_name>.csv``
     where there is one, unless ``corrected`` is false."""
     from facecluster.cluster.evaluation import primary_face_labels, read_labels
-    from facecluster.encode.pipeline import list_dataset
+    from facecluster.run.pipeline import list_dataset
     from quality import load_or_encode
 
     if paths is None:
@@ -292,7 +292,7 @@ def together_sets(data: Path, sets: dict, together: dict, work: Path) -> list[tu
     from quality import load_or_encode
 
     from facecluster.cluster.constraints import Constraints
-    from facecluster.encode.pipeline import list_dataset
+    from facecluster.run.pipeline import list_dataset
 
     entries = []
     for name, (X, largest, _) in sets.items():
@@ -322,10 +322,10 @@ def together_sets(data: Path, sets: dict, together: dict, work: Path) -> list[tu
 def video_records(folder: Path) -> list[dict]:
     """The records encode_faces.py makes of the videos in ``folder`` (its
     defaults; segments kept under ``CACHE``)."""
-    from facecluster.encode.detectors import choose_detector
-    from facecluster.encode.encoders import choose_encoder
-    from facecluster.encode.pipeline import Method, list_dataset
-    from facecluster.encode.videos import encode_videos
+    from facecluster.detect.detectors import choose_detector
+    from facecluster.embed.encoders import choose_encoder
+    from facecluster.run.pipeline import Method, list_dataset
+    from facecluster.run.videos import encode_videos
 
     CACHE.mkdir(parents=True, exist_ok=True)
     method = Method(choose_detector("auto")[0], choose_encoder("numpy")[0])
@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
              f"Written by `benchmarks/quality_sets.py`; {os.cpu_count()} cores; one exact {GRAPH_K}-neighbour "
              "graph per set, shared by all runs (each method reads its own k). Pairwise F1; "
              "`largest`: each photo's largest face scored; `single`: only photos with one face. "
-             "Best fixed threshold: the best of chinese-whispers at 0.400-0.650 (steps of 0.025) and "
+             "Best fixed threshold: the best of chinese-whispers at 0.400-0.700 (steps of 0.025) and "
              "agglomerative at 0.40-0.65 (steps of 0.05) for that set and rule. Every method is told who "
              "appears together (faces of one photo are two people), as cluster_faces.py tells it.", "",
              "| set | faces | best fixed (largest) | best fixed (single) | "

@@ -3,7 +3,7 @@
 Every collection carries these facts for free.  Two faces seen in the same
 photo, or in the same frame of a video, are two different people (a
 *cannot-link*); the faces a video's tracker followed on screen as one face are
-one person (a *must-link*, :mod:`facecluster.encode.tracks`).  Face clustering
+one person (a *must-link*, :mod:`facecluster.run.tracks`).  Face clustering
 of video uses exactly these constraints (e.g. Wu et al., "Constrained
 clustering and its application to face clustering in videos", CVPR 2013), and
 a cluster that holds two faces of one picture is a mistake a user sees at once.

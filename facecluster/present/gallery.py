@@ -22,13 +22,16 @@ from urllib.parse import quote
 
 import numpy as np
 from PIL import Image
-
 from ..files import write_text_atomically
-from ..images import LoadedImage, display_path
+from ..sources.images import LoadedImage
+from ..sources.skips import display_path
 from ..records import Box, FaceRecord
-from .clusters import Clusters, PhotoReader, face_crop, montage_title, person_dirname, placeholder_tile, plural
-from .montage import TILE_SIZE, write_image
-from .video import appearances, clip_href, clock, is_from_video, source_noun, timeline_html
+from .clusters import Clusters, person_dirname, plural
+from .crops import PhotoReader, face_crop, placeholder_tile
+from .montage import TILE_SIZE
+from ..files import write_image
+from .video import appearances, clip_href, clock, source_noun, timeline_html
+from ..records import is_from_video
 
 THUMBS_DIR = "thumbs"
 THUMB_SIZE = 128  # longest side of a gallery thumbnail, in pixels
@@ -160,7 +163,7 @@ def _section(
     """One cluster's ``<section>``: heading, counts, folder link, montage and thumbnails
     (faces in ``twice`` marked: their picture shows this cluster twice)."""
     esc = html.escape  # quote=True: safe inside attribute values too
-    anchor, heading, size = person_dirname(label), montage_title(label), clusters.size(label)
+    anchor, heading, size = person_dirname(label), clusters.title(label), clusters.size(label)
     noun = source_noun(records, clusters.members(label).tolist())
     meta = f"{plural(size, 'face')} in {plural(clusters.photo_counts[label], noun)}"
     if len(faces) < size:
@@ -169,7 +172,7 @@ def _section(
     if repeated:
         meta += f' &middot; <span class="twice-note">{plural(repeated, "face")} in pictures that show it twice</span>'
     if folder is not None:  # organize() made this person's folder
-        meta += f' &middot; <a href="{esc(_href(folder, out_dir))}/">{esc(anchor)}/</a>'
+        meta += f' &middot; <a href="{esc(_href(folder, out_dir))}/">{esc(os.path.basename(folder))}/</a>'
     picture = ""
     if montage is not None and os.path.isfile(montage):
         source = esc(_href(montage, out_dir))
@@ -221,7 +224,7 @@ def _page(title: str, summary: str, labels: Sequence[int], clusters: Clusters, s
     """One whole HTML page."""
     esc = html.escape
     people = "\n".join(
-        f'<a href="#{person_dirname(label)}">{esc(montage_title(label))} <small>({clusters.size(label):,})</small></a>'
+        f'<a href="#{person_dirname(label)}">{esc(clusters.title(label))} <small>({clusters.size(label):,})</small></a>'
         for label in labels
     )
     return f"""<!doctype html>

@@ -8,16 +8,14 @@ and tiled 5x5 with ``imutils.build_montages``.  Images here are OpenCV's BGR
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 from imutils import build_montages
-
-from ..files import write_atomically
 from ..records import FaceRecord
-from .clusters import UNKNOWN_LABEL, PhotoReader, face_crop, placeholder_tile
+from ..records import UNKNOWN_LABEL
+from .clusters import safe_name
+from .crops import PhotoReader, face_crop, placeholder_tile
 
 TILE_SIZE = 96
 MONTAGE_TILES = 25
@@ -49,20 +47,11 @@ def cluster_montage(
     return build_montages([cropped[index] for index in chosen], (TILE_SIZE, TILE_SIZE), (side, side))[0]
 
 
-def montage_filename(label: int) -> str:
-    """File name of a cluster's montage: ``face_id_03.jpg``, or ``unknown_faces.jpg``."""
-    return "unknown_faces.jpg" if int(label) == UNKNOWN_LABEL else f"face_id_{int(label):02d}.jpg"
+def montage_filename(label: int, name: str | None = None) -> str:
+    """File name of a cluster's montage: ``face_id_03.jpg``, ``face_id_03_Ada_Lovelace.jpg`` when
+    named (:func:`~.clusters.safe_name`), or ``unknown_faces.jpg``."""
+    if int(label) == UNKNOWN_LABEL:
+        return "unknown_faces.jpg"
+    return f"face_id_{int(label):02d}" + (f"_{safe_name(name)}" if name and safe_name(name) else "") + ".jpg"
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 90) -> None:
-    """Write a BGR image as JPEG (or PNG, by suffix) to ``path``, atomically.
-
-    Encoded in memory and written with Python's own file API, because
-    ``cv2.imwrite`` cannot open paths that are not valid UTF-8.
-    """
-    extension = os.path.splitext(os.fspath(path))[1].lower() or ".jpg"
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if extension in (".jpg", ".jpeg") else []
-    ok, encoded = cv2.imencode(extension, image, params)
-    if not ok:
-        raise ValueError(f"OpenCV cannot encode {extension} images")
-    write_atomically(path, encoded.tobytes())
