@@ -265,12 +265,13 @@ def split_two_people(encodings: np.ndarray, labels: np.ndarray, beyond: float, *
     closer to on average.  Repeats (at most 3 rounds) on the pieces."""
     from .density import clearly_apart, mean_distance
 
+    from .density import SEPARATE_MIN_FACES
+
     out = np.asarray(labels).copy()
     rng = np.random.default_rng(seed)
     for _ in range(3):
         cut = False
-        for c in np.unique(out[out >= 0]).tolist():
-            members = np.flatnonzero(out == c)
+        for members in _clusters_of_at_least(out, 2 * SEPARATE_MIN_FACES):
             halves = _two_sides(encodings, members, rng)
             if halves is None:
                 continue
@@ -286,6 +287,16 @@ def split_two_people(encodings: np.ndarray, labels: np.ndarray, beyond: float, *
     return out
 
 
+def _clusters_of_at_least(labels: np.ndarray, size: int) -> list[np.ndarray]:
+    """The faces (indices) of each cluster (label >= 0) of ``size`` or more
+    faces, in label order (one sort: chinese whispers' raw labels hold an id
+    for every face)."""
+    order = np.argsort(labels, kind="stable")
+    ids, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
+    return [order[start:start + count] for c, start, count in zip(ids.tolist(), starts.tolist(), counts.tolist())
+            if c >= 0 and count >= size]
+
+
 def _two_sides(encodings: np.ndarray, members: np.ndarray, rng: np.random.Generator) -> tuple | None:
     """The encodings of the two sides of the highest split, in an average-
     linkage tree of up to :data:`_SPLIT_SAMPLE` of ``members``, that keeps
@@ -296,8 +307,6 @@ def _two_sides(encodings: np.ndarray, members: np.ndarray, rng: np.random.Genera
 
     from .density import SEPARATE_MIN_FACES
 
-    if len(members) < 2 * SEPARATE_MIN_FACES:
-        return None
     sample = members if len(members) <= _SPLIT_SAMPLE else rng.choice(members, _SPLIT_SAMPLE, replace=False)
     faces = np.asarray(encodings[sample], dtype=np.float64)
     node = to_tree(linkage(pdist(faces), method="average"))
