@@ -20,6 +20,15 @@ under pairwise F1 0.96 on all of LFW); HDBSCAN's hierarchy, which cuts dense
 and sparse people at different levels, reaches 0.975
 (:func:`facecluster.cluster.density.capped_hdbscan`).
 
+*Chance matches.*  Among thousands of people a stranger is often as near a
+face as another photo of its person would be.  Where most people are seen
+once or twice (a press archive, a day of CCTV) HDBSCAN takes such strangers
+into people's clusters and leaves most people of two photos unpaired.  So a
+face stays in its cluster only if its nearest fellow member is clearly
+closer than its nearest face outside (:func:`drop_unclear_members`), and two
+faces left alone are paired when each is clearly the other's match
+(:func:`pair_clear_matches`): the ratio test of :data:`CLEAR_MATCH`.
+
 *Tightness.*  Where one person's photos are very alike (one studio session:
 Yale, ORL; median nearest-neighbour distance 0.19-0.24) the people are also
 closer to each other, and a threshold of 0.5-0.55 is best; where they vary
@@ -33,6 +42,9 @@ photos of one person in a few pieces of 2-10); :func:`join_split_people` joins
 two clusters that are each other's closest when their faces are on average
 within 1.1 x the threshold, unless the two are tight groups clearly apart (the
 separation test of :mod:`.density`), and repeats on the joined clusters.
+Before that, the same test cuts a cluster in two where chinese whispers'
+links ran between two such groups that are on average farther apart than the
+threshold itself (look-alikes in web photos: :func:`split_two_people`).
 
 Both rules were read off the labelled sets and are checked leave-one-set-out
 in ``make quality`` (benchmarks/quality_sets.py).

@@ -11,8 +11,9 @@ about n log n:
 ``adaptive`` (:data:`RECOMMENDED_METHOD`)
     Reads the collection first (:mod:`facecluster.cluster.adaptive`): in a
     crowded one (thousands of people, many look-alikes) ``hdbscan`` with
-    clusters from 2 faces; otherwise ``chinese-whispers`` at a threshold of
-    0.5-0.6 set by how alike each face's nearest match is.  No threshold to
+    clusters from 2 faces, keeping only clear matches (a ratio test);
+    otherwise ``chinese-whispers`` at a threshold of 0.5-0.6 set by how alike
+    each face's nearest match is.  No threshold to
     tune; chosen by leave-one-set-out measurement over the labelled sets
     (docs/clustering.md).
 
