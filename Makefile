@@ -36,8 +36,9 @@ demo: .venv/.installed dataset/00000000.jpg
 	$(PY) cluster_faces.py --encodings encodings.pickle --output output --labels dataset.key.csv
 	@echo "[INFO] montages, clusters.csv and index.html are in output/"
 
+# Every core (xdist), a test file to a worker: its module fixtures (a Dask cluster, a browser) are made once.
 test: .venv/.installed-dev
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n auto --dist loadfile tests
 
 bench: .venv/.installed-dev
 	$(PY) benchmarks/run.py
@@ -47,6 +48,7 @@ bench-dask: .venv/.installed-dev
 
 quality: .venv/.installed-dev
 	$(PY) benchmarks/quality_sets.py
+	$(PY) benchmarks/tutorial_sets.py
 	$(PY) benchmarks/lfw_verification.py
 
 quality-lfw: .venv/.installed-dev

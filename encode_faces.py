@@ -11,11 +11,11 @@ import argparse
 import os
 
 from facecluster import cli
-from facecluster.encode import dask_runner, report
-from facecluster.encode.detectors import DETECTION_METHODS, choose_detector, slow_on_this_machine
-from facecluster.encode.encoders import DEFAULT_MIRROR, ENCODERS, LANDMARK_MODELS, choose_encoder
-from facecluster.encode.pipeline import DatasetError, Method, encode_dataset, list_dataset, run_in_processes
-from facecluster.encode.videos import DEFAULT_FACES_PER_TRACK, DEFAULT_STEP, VideoOptions, add_to_summary, encode_videos
+from facecluster.run import dask_runner, report
+from facecluster.detect.detectors import DETECTION_METHODS, choose_detector, slow_on_this_machine
+from facecluster.embed.encoders import DEFAULT_MIRROR, ENCODERS, LANDMARK_MODELS, choose_encoder
+from facecluster.run.pipeline import DatasetError, Method, encode_dataset, list_dataset, run_in_processes
+from facecluster.run.videos import DEFAULT_FACES_PER_TRACK, DEFAULT_STEP, VideoOptions, add_to_summary, encode_videos
 from facecluster.store import save_encodings
 
 

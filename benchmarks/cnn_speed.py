@@ -1,5 +1,5 @@
 """CNN face-detection speed: dlib-bin's ``cnn_face_detection_model_v1`` against
-facecluster.encode.mmod_numpy's backends (onnxruntime, numpy), on one thread,
+facecluster.detect.mmod's backends (onnxruntime, numpy), on one thread,
 in this one process.
 
 Cases (photos from ``$FACES_DATA``, else ``../shared/datasets``):
@@ -78,7 +78,7 @@ def main() -> None:
     import dlib
     from threadpoolctl import threadpool_limits
 
-    from facecluster.encode import mmod_numpy as mn
+    from facecluster.detect import mmod as mn
 
     ref = dlib.cnn_face_detection_model_v1(mn.default_model_path())
     ours = {b: mn.MmodDetector(backend=b, threads=args.threads) for b in args.backends.split(",")}

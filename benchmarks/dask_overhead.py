@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from facecluster.encode.dask_local import LocalCluster, local_cluster  # noqa: E402
+from facecluster.run.dask_local import LocalCluster, local_cluster  # noqa: E402
 from quality import lfw_subset  # noqa: E402  (the one definition of the subsets)
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from facecluster.encode.detectors import HogDetector  # noqa: E402
-from facecluster.images import list_images, load_image  # noqa: E402
+from facecluster.detect.detectors import HogDetector  # noqa: E402
+from facecluster.sources.folder import list_images
+from facecluster.sources.images import load_image  # noqa: E402
 
 
 def main() -> None:

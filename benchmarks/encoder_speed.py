@@ -1,4 +1,4 @@
-"""Face-encoding speed: dlib's ResNet (dlib-bin) against facecluster.encode.fast_encoder.
+"""Face-encoding speed: dlib's ResNet (dlib-bin) against facecluster.embed.resnet.
 
 Takes real faces from LFW (``$FACES_DATA/lfw-deepfunneled``, else
 ``../shared/datasets/lfw-deepfunneled``), finds them once with the HOG detector
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     import face_recognition_models
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from facecluster.encode import fast_encoder
+    from facecluster.embed import resnet as fast_encoder
 
     detector, predictor, faces = _load_faces(args.faces)
     n = len(faces)

@@ -32,10 +32,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facecluster.encode.detectors import DETECTION_METHODS, choose_detector  # noqa: E402
-from facecluster.encode.encoders import DEFAULT_MIRROR, LANDMARK_MODELS, choose_encoder  # noqa: E402
-from facecluster.encode.pipeline import Method, encode_dataset, list_dataset  # noqa: E402
-from facecluster.images import Listing  # noqa: E402
+from facecluster.detect.detectors import DETECTION_METHODS, choose_detector  # noqa: E402
+from facecluster.embed.encoders import DEFAULT_MIRROR, LANDMARK_MODELS, choose_encoder  # noqa: E402
+from facecluster.run.pipeline import Method, encode_dataset, list_dataset  # noqa: E402
+from facecluster.sources.folder import Listing  # noqa: E402
 from facecluster.records import FaceRecord  # noqa: E402
 from facecluster.sample_data import find_lfw, find_lfw_pairs  # noqa: E402
 

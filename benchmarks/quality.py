@@ -88,10 +88,10 @@ def load_or_encode(cache: str, image_paths: list[str]) -> tuple[list[dict], floa
     """Records for ``image_paths`` with their encoding time, as encode_faces.py
     makes them with its defaults (``-d auto``).  Results are kept beside
     ``cache`` (its ``.cache.sqlite``), so only the first run pays for encoding."""
-    from facecluster.encode.detectors import choose_detector
-    from facecluster.encode.encoders import choose_encoder
-    from facecluster.encode.pipeline import Method, encode_dataset
-    from facecluster.images import Listing
+    from facecluster.detect.detectors import choose_detector
+    from facecluster.embed.encoders import choose_encoder
+    from facecluster.run.pipeline import Method, encode_dataset
+    from facecluster.sources.folder import Listing
 
     os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)
     records, summary = encode_dataset(Listing(images=sorted(image_paths)), cache, Method(choose_detector("auto")[0], choose_encoder("numpy")[0]),

@@ -12,7 +12,7 @@ import pickle
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from facecluster.encode.models import install_pkg_resources_shim  # noqa: E402  (same models, same install)
+from facecluster.models.dlib_models import install_pkg_resources_shim  # noqa: E402  (same models, same install)
 
 install_pkg_resources_shim()
 import cv2  # noqa: E402

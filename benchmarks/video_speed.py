@@ -27,10 +27,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from facecluster.encode.detectors import choose_detector  # noqa: E402
-from facecluster.encode.encoders import choose_encoder  # noqa: E402
-from facecluster.encode.pipeline import Method  # noqa: E402
-from facecluster.encode.videos import DEFAULT_FACES_PER_TRACK, DEFAULT_STEP, VideoOptions, encode_videos  # noqa: E402
+from facecluster.detect.detectors import choose_detector  # noqa: E402
+from facecluster.embed.encoders import choose_encoder  # noqa: E402
+from facecluster.run.pipeline import Method  # noqa: E402
+from facecluster.run.videos import DEFAULT_FACES_PER_TRACK, DEFAULT_STEP, VideoOptions, encode_videos  # noqa: E402
 
 SOURCES = ("hamilton_short_clip.mp4", "selfie_talking_glasses_12s.mp4")
 SIZES = {"360p": (640, 360), "720p": (1280, 720)}

@@ -1,17 +1,20 @@
 """facecluster: find the faces in a folder of photos and group them by person.
 
-One module per stage, each a handful of small functions over plain records:
+One wing per stage, passing plain records along; imports only point down
+(``tests/test_layout.py`` checks that no module imports one that imports it back):
 
-- :mod:`facecluster.records`   the face record and the one box convention
-- :mod:`facecluster.images`    finding photos (and videos) in a folder and decoding photos
-- :mod:`facecluster.sources`   frames from videos: sampling, rotation, timing
-- :mod:`facecluster.encode`    detectors, encoders and the encoding run (workers, reuse)
+- :mod:`facecluster.records`   the face record, the one box convention, the unknown label
+- :mod:`facecluster.files`     the atomic writers;  :mod:`facecluster.cli` one-line errors, exit codes, progress
+- :mod:`facecluster.sources`   what yields pictures: folders listed by content, photos decoded, video frames
+- :mod:`facecluster.models`    dlib's model files, loaded once per process; built models kept on disk
+- :mod:`facecluster.detect`    finding faces: HOG, the CNN, HOG then CNN
+- :mod:`facecluster.embed`     128-d encodings: dlib's ResNet, in dlib or on onnxruntime
+- :mod:`facecluster.run`       the encoding run: worker processes or Dask, videos by segments, the cache, the report
 - :mod:`facecluster.store`     reading and writing the encodings file safely
-- :mod:`facecluster.cluster`   grouping encodings into people: the methods and the kNN graph
-  they run on, and scoring clusters against known identities (``cluster.evaluation``)
+- :mod:`facecluster.cluster`   grouping encodings into people: the methods, the kNN graph they run on,
+  and scoring clusters against known identities (``cluster.evaluation``)
 - :mod:`facecluster.present`   what people see, in one call: montages, windows,
   clusters.csv / clusters.json, person folders, the HTML gallery
-- :mod:`facecluster.files`     the one atomic writer;  :mod:`facecluster.cli` one-line errors, progress
 """
 
 __version__ = "0.1.0"

@@ -20,6 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+import cv2
+import numpy as np
+
 
 def write_atomically(path: str | os.PathLike, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old file or the new, never half."""
@@ -89,3 +92,17 @@ def _fsync_folder(folder: Path) -> None:
             os.close(directory)
     except OSError:
         pass
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 90) -> None:
+    """Write a BGR image as JPEG (or PNG, by suffix) to ``path``, atomically.
+
+    Encoded in memory and written with Python's own file API, because
+    ``cv2.imwrite`` cannot open paths that are not valid UTF-8.
+    """
+    extension = os.path.splitext(os.fspath(path))[1].lower() or ".jpg"
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if extension in (".jpg", ".jpeg") else []
+    ok, encoded = cv2.imencode(extension, image, params)
+    if not ok:
+        raise ValueError(f"OpenCV cannot encode {extension} images")
+    write_atomically(path, encoded.tobytes())

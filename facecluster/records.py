@@ -15,6 +15,7 @@ and OpenCV ``(x, y, w, h)`` are converted only at the edges, here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple, TypedDict
 
 import numpy as np
@@ -23,6 +24,9 @@ Box = tuple[int, int, int, int]
 """``(top, right, bottom, left)`` in original-image pixels."""
 
 ENCODING_SIZE = 128
+
+UNKNOWN_LABEL = -1
+"""The cluster label of faces that belong to no cluster: the tutorial's "Unknown Faces"."""
 
 
 class Face(NamedTuple):
@@ -82,3 +86,8 @@ def box_to_dlib(box: Box):
 
     top, right, bottom, left = box
     return dlib.rectangle(left, top, right, bottom)
+
+
+def is_from_video(record: Mapping) -> bool:
+    """Whether a record is a face of a video frame (it has a ``time``) rather than of a photo."""
+    return "time" in record

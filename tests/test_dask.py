@@ -23,10 +23,10 @@ from test_encoding import HOG, copy_photos, same_records
 
 require("distributed")
 
-from facecluster.cache import cache_path_for  # noqa: E402
-from facecluster.encode import dask_runner  # noqa: E402
-from facecluster.encode.dask_local import LocalCluster, free_port, local_cluster  # noqa: E402
-from facecluster.encode.pipeline import encode_dataset, list_dataset  # noqa: E402
+from facecluster.run.photo_cache import cache_path_for  # noqa: E402
+from facecluster.run import dask_runner  # noqa: E402
+from facecluster.run.dask_local import LocalCluster, free_port, local_cluster  # noqa: E402
+from facecluster.run.pipeline import encode_dataset, list_dataset  # noqa: E402
 from facecluster.store import load_encodings  # noqa: E402
 
 PEOPLE = ["Aaron_Peirsol", "Abdullah_Gul", "Adrien_Brody", "Al_Gore", "Alejandro_Toledo", "Ali_Naimi",
@@ -35,7 +35,7 @@ PEOPLE = ["Aaron_Peirsol", "Abdullah_Gul", "Adrien_Brody", "Al_Gore", "Alejandro
 # Test-only: a worker that imports this dies on a photo named deadly*, as on a crashing decoder.
 DEADLY_PRELOAD = """
 import os
-from facecluster.encode import pipeline
+from facecluster.run import pipeline
 
 _load_image = getattr(pipeline.load_image, "original", pipeline.load_image)  # imported twice: nanny, worker
 

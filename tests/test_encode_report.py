@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from facecluster.encode import report
-from facecluster.encode.pipeline import RunSummary
-from facecluster.images import Skip
+from facecluster.run import report
+from facecluster.run.pipeline import RunSummary
+from facecluster.sources.skips import Skip
 
 
 def summary_of(no_face: int, skipped: int) -> RunSummary:

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecluster.cache import cache_path_for
-from facecluster.encode.detectors import CnnDetector, HogDetector
-from facecluster.encode.encoders import DEFAULT_MIRROR, NumpyEncoder
-from facecluster.encode.pipeline import DatasetError, Method, encode_dataset, list_dataset
+from facecluster.run.photo_cache import cache_path_for
+from facecluster.detect.detectors import CnnDetector, HogDetector
+from facecluster.embed.encoders import DEFAULT_MIRROR, NumpyEncoder
+from facecluster.run.pipeline import DatasetError, Method, encode_dataset, list_dataset
 from facecluster.store import load_encodings
 
 # encode_faces.py's encoder (the mirror pass), so records compare with the script's
@@ -138,7 +138,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path, lfw: Path) -> Non
 
 def test_a_photo_that_kills_its_worker_is_skipped_and_the_run_goes_on(small_set: Path, tmp_path: Path, monkeypatch) -> None:
     """A decoder crash (simulated: the worker process dies on one photo) costs that photo only."""
-    from facecluster.encode import pipeline as encoding
+    from facecluster.run import pipeline as encoding
 
     deadly = sorted(small_set.rglob("*.jpg"))[4]
     real_load = encoding.load_image
@@ -162,7 +162,7 @@ def test_a_photo_that_kills_its_worker_is_skipped_and_the_run_goes_on(small_set:
 
 
 def test_a_failing_cnn_batch_is_redone_photo_by_photo(small_set: Path, monkeypatch) -> None:
-    from facecluster.encode import pipeline as encoding
+    from facecluster.run import pipeline as encoding
 
     def broken_batch(*args, **kwargs):
         raise RuntimeError("dlib choked on one photo of the batch")
@@ -234,7 +234,7 @@ def test_single_pass_results_are_not_taken_for_the_mirror_pass(small_set: Path, 
 
 
 def test_passing_failures_are_retried_lasting_ones_kept(small_set: Path, tmp_path: Path, monkeypatch) -> None:
-    from facecluster.encode import pipeline
+    from facecluster.run import pipeline
 
     photos = sorted(small_set.rglob("*.jpg"))
     (small_set / "truncated.jpg").write_bytes(photos[0].read_bytes()[:2000])
@@ -285,7 +285,7 @@ def test_an_unreadable_cache_is_replaced_with_one_line(small_set: Path, tmp_path
 
 def test_any_load_error_in_a_cnn_batch_is_that_photos_result(small_set: Path, monkeypatch) -> None:
     """The batch path and the single path are one: a decoder's RuntimeError costs only its photo."""
-    from facecluster.encode import pipeline
+    from facecluster.run import pipeline
 
     paths = [str(p) for p in sorted(small_set.rglob("*.jpg"))[:3]]
     real_load = pipeline.load_image

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecluster.encode import detectors
-from facecluster.encode.detectors import CnnDetector, HogDetector, choose_detector
-from facecluster.encode.encoders import DlibEncoder, NumpyEncoder, choose_encoder
-from facecluster.encode.pipeline import Method, task_size
-from facecluster.images import load_image
+from facecluster.detect import detectors
+from facecluster.detect.detectors import CnnDetector, HogDetector, choose_detector
+from facecluster.embed.encoders import DlibEncoder, NumpyEncoder, choose_encoder
+from facecluster.run.pipeline import Method, task_size
+from facecluster.sources.images import load_image
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,7 +82,7 @@ def test_jitters_run_dlibs_encoder_and_say_so() -> None:
     encoder, why = choose_encoder("dlib", "small", 3)
     assert encoder == DlibEncoder("small", 3, mirror=False) and "in place of the mirror pass" in why
     encoder, _ = choose_encoder("numpy", "large", 1)
-    assert isinstance(encoder, NumpyEncoder) and encoder.cache_key() == "jit=1/lm=large/enc=numpy/mirror"
+    assert isinstance(encoder, NumpyEncoder) and encoder.cache_key() == "jit=1/lm=large/enc=numpy/mirror-x1.034"
     method = Method(HogDetector(), DlibEncoder("small", 2, mirror=False))
     assert method.cache_key() == "v3/hog/up=None/max=2000/min=700/crop=112/jit=2/lm=small/enc=dlib"
 
@@ -93,9 +93,9 @@ def test_the_mirror_pass_is_the_default_said_and_keyed() -> None:
     assert encoder == NumpyEncoder("small", 1, mirror=True) and "its mirror image, averaged" in why
     single, why = choose_encoder("numpy", mirror=False)
     assert single == NumpyEncoder(mirror=False) and "as face_recognition does (--no-mirror)" in why
-    assert encoder.cache_key() == "jit=1/lm=small/enc=numpy/mirror"
+    assert encoder.cache_key() == "jit=1/lm=small/enc=numpy/mirror-x1.034"  # averaged without the rescaling: /mirror
     assert single.cache_key() == "jit=1/lm=small/enc=numpy"  # what every cache row was keyed before the mirror pass
-    assert choose_encoder("dlib", mirror=True)[0].cache_key() == "jit=1/lm=small/enc=dlib/mirror"
+    assert choose_encoder("dlib", mirror=True)[0].cache_key() == "jit=1/lm=small/enc=dlib/mirror-x1.034"
     assert Method(HogDetector(), encoder).cache_key() != Method(HogDetector(), single).cache_key()
 
 
@@ -119,8 +119,11 @@ def test_same_boxes_and_encodings_as_face_recognition(lfw: Path) -> None:
 
 def test_the_mirror_pass_averages_face_recognitions_encodings_of_the_photo_and_its_mirror(fr_examples: Path) -> None:
     """--mirror's encoding is the mean of face_recognition's encodings of each face in the photo and
-    in the photo mirrored left to right; it is the same for both, and not the single pass."""
+    in the photo mirrored left to right, stretched about the fixed centre by the fixed factor
+    (mirror_scale); it is the same for both, and not the single pass."""
     import face_recognition
+
+    from facecluster.embed.mirror_scale import MIRROR_CENTRE, MIRROR_SCALE
 
     rgb = load_image(str(fr_examples / "_multi_face" / "examples__two_people.jpg")).rgb
     mirrored = np.ascontiguousarray(rgb[:, ::-1])
@@ -128,8 +131,11 @@ def test_the_mirror_pass_averages_face_recognitions_encodings_of_the_photo_and_i
     last = rgb.shape[1] - 1
     mirrored_boxes = [(top, last - left, bottom, last - right) for top, right, bottom, left in boxes]
     assert len(boxes) == 2
-    expected = (np.array(face_recognition.face_encodings(rgb, boxes))
+    averaged = (np.array(face_recognition.face_encodings(rgb, boxes))
                 + np.array(face_recognition.face_encodings(mirrored, mirrored_boxes))) / 2
+    expected = MIRROR_CENTRE + MIRROR_SCALE * (averaged - MIRROR_CENTRE)
+    # the two faces' distance, stretched by the factor
+    assert np.linalg.norm(expected[0] - expected[1]) == pytest.approx(MIRROR_SCALE * np.linalg.norm(averaged[0] - averaged[1]))
     with_numpy = np.array(NumpyEncoder(mirror=True).encode(rgb, boxes))
     assert np.abs(with_numpy - expected).max() < 1e-4
     assert np.abs(np.array(DlibEncoder(mirror=True).encode(rgb, boxes)) - expected).max() < 1e-9
@@ -170,10 +176,10 @@ def test_models_load_without_pkg_resources(fr_examples: Path) -> None:
         "    def find_spec(self, name, path, target=None):\n"
         "        if name == 'pkg_resources': raise ImportError('blocked')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "from facecluster.encode.detectors import HogDetector\n"
-        "from facecluster.encode.encoders import NumpyEncoder\n"
-        "from facecluster.encode.pipeline import Method\n"
-        "from facecluster.images import load_image\n"
+        "from facecluster.detect.detectors import HogDetector\n"
+        "from facecluster.embed.encoders import NumpyEncoder\n"
+        "from facecluster.run.pipeline import Method\n"
+        "from facecluster.sources.images import load_image\n"
         f"print(len(Method(HogDetector(), NumpyEncoder()).find_faces([load_image({str(photo)!r}).rgb])[0]))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

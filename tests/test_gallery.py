@@ -22,7 +22,7 @@ import pytest
 from conftest import require
 from PIL import Image
 
-from facecluster.images import load_image
+from facecluster.sources.images import load_image
 from facecluster.present import PresentOptions, present
 from facecluster.present.clusters import person_dirname
 from facecluster.present.gallery import GalleryOptions

@@ -15,14 +15,9 @@ from PIL import Image
 
 from conftest import require
 
-from facecluster.images import (
-    MAX_DECODE_PIXELS,
-    ImageSkipped,
-    display_path,
-    list_images,
-    load_image,
-    sniff_format,
-)
+from facecluster.sources.folder import list_images
+from facecluster.sources.images import MAX_DECODE_PIXELS, load_image, sniff_format
+from facecluster.sources.skips import ImageSkipped, display_path
 
 
 def gradient(width: int = 64, height: int = 48) -> Image.Image:
@@ -192,7 +187,9 @@ def test_unreadable_file_is_skipped_with_reason() -> None:
         gradient().save(path)
         os.chmod(path, 0o000)
         code = (
-            "from facecluster.images import list_images, load_image, ImageSkipped\n"
+            "from facecluster.sources.folder import list_images\n"
+            "from facecluster.sources.images import load_image\n"
+            "from facecluster.sources.skips import ImageSkipped\n"
             f"listing = list_images({str(folder)!r})\n"
             "print(listing.skipped)\n"
         )

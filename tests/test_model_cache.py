@@ -1,4 +1,4 @@
-"""Models kept on disk between runs (facecluster.encode.model_cache): built once,
+"""Models kept on disk between runs (facecluster.models.cache): built once,
 read back after, built again when damaged, built every time when there is nowhere
 to keep them; and the kept HOG detector finds exactly what dlib's own does."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecluster.encode import model_cache
+from facecluster.models import cache as model_cache
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_kept_hog_detector_finds_what_dlibs_own_finds(cache_home: Path, lfw: Pat
     import dlib
     import face_recognition
 
-    from facecluster.encode import models
+    from facecluster.models import dlib_models as models
 
     models.hog_detector.cache_clear()
     try:

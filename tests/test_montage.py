@@ -13,12 +13,13 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-
-from facecluster.images import LoadedImage, load_image
-from facecluster.present import clusters as clusters_module
+from facecluster.sources.images import LoadedImage, load_image
+from facecluster.present import crops as crops_module
 from facecluster.present import windows
-from facecluster.present.clusters import PLACEHOLDER_GRAY, PhotoReader, face_crop, group_clusters, montage_title
-from facecluster.present.montage import TILE_SIZE, cluster_montage, montage_filename, write_image
+from facecluster.present.crops import PLACEHOLDER_GRAY, PhotoReader, face_crop
+from facecluster.present.clusters import group_clusters, montage_title
+from facecluster.present.montage import TILE_SIZE, cluster_montage, montage_filename
+from facecluster.files import write_image
 from facecluster.present.windows import display_available, show_montages
 from facecluster.records import make_record
 
@@ -164,8 +165,8 @@ def test_cluster_montage_is_5x5_of_96(three_photos):
 def test_cluster_montage_loads_each_photo_once(three_photos, monkeypatch):
     _, records = three_photos
     calls = []
-    real = clusters_module.load_image
-    monkeypatch.setattr(clusters_module, "load_image", lambda path, *a, **k: calls.append(path) or real(path, *a, **k))
+    real = crops_module.load_image
+    monkeypatch.setattr(crops_module, "load_image", lambda path, *a, **k: calls.append(path) or real(path, *a, **k))
     montage_of(records, range(30), seed=1)
     assert sorted(calls) == sorted(set(calls)) and len(calls) == 3
 

@@ -17,9 +17,9 @@ from urllib.parse import unquote_to_bytes, urlsplit
 import numpy as np
 import pytest
 from PIL import Image
-
 from facecluster.present import PresentOptions, gallery, present
-from facecluster.present.clusters import PLACEHOLDER_GRAY, group_clusters, person_dirname
+from facecluster.present.crops import PLACEHOLDER_GRAY
+from facecluster.present.clusters import group_clusters, person_dirname
 from facecluster.present.export import write_clusters_csv, write_clusters_json
 from facecluster.present.gallery import GalleryOptions
 from facecluster.present.organize import ORGANIZE_MANIFEST

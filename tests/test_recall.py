@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from conftest import inclusive_iou, run_script
-from facecluster.encode import detectors
-from facecluster.encode.detectors import CnnDetector, HogDetector, HogThenCnn, NumpyCnnDetector
-from facecluster.images import load_image
+from facecluster.detect import detectors
+from facecluster.detect.detectors import CnnDetector, HogDetector, HogThenCnn, NumpyCnnDetector
+from facecluster.sources.images import load_image
 
 IOU = 0.95
 LFW_PHOTOS = ["Aaron_Eckhart/Aaron_Eckhart_0001.jpg", "AJ_Cook/AJ_Cook_0001.jpg"]
@@ -99,7 +99,7 @@ def test_auto_finds_the_face_in_an_aligned_crop(faces_data: Path) -> None:
 
 def test_encode_faces_with_cnn_on_a_cpu(tmp_path: Path, lfw: Path) -> None:
     """``-d cnn`` without CUDA runs the numpy CNN, says so, and finds dlib's CNN's faces."""
-    from facecluster.encode.models import cuda_available
+    from facecluster.models.dlib_models import cuda_available
     from facecluster.store import load_encodings
 
     if cuda_available():

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from facecluster import store
-from facecluster.store import (EncodingsError, dumps_encodings, load_columns, load_encoding_columns, load_encodings,
-                               save_columns, save_encodings)
+from facecluster.store import EncodingsError, dumps_encodings, load_columns, load_encoding_columns, load_encodings, save_columns, save_encodings
 
 LOADERS = [load_encodings, load_encoding_columns]
 

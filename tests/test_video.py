@@ -329,7 +329,7 @@ def test_csv_and_json_place_video_faces(tmp_path: Path) -> None:
 
 
 def _seen(time: float, box, person: int, quality: float = 1.0):
-    from facecluster.encode.tracks import Sighting
+    from facecluster.run.tracks import Sighting
 
     encoding = np.zeros(128)
     encoding[person] = 1.0  # people 1.41 apart; one person's faces 0 apart
@@ -337,7 +337,7 @@ def _seen(time: float, box, person: int, quality: float = 1.0):
 
 
 def test_tracks_follow_people_and_end_at_cuts() -> None:
-    from facecluster.encode.tracks import Tracker, representatives, stitch
+    from facecluster.run.tracks import Tracker, representatives, stitch
 
     tracker = Tracker(step=0.5)
     for look in range(10):  # two people walk past each other: identity, not place, decides

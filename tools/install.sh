@@ -60,7 +60,7 @@ $PIP install --no-deps -r requirements-nodeps.txt
 
 # Prove the models load (this is where a missing pkg_resources used to bite), and
 # say what runs the CNN detector on a CPU (onnxruntime; numpy where it is missing).
-$VENV/bin/python -c 'from facecluster.encode.detectors import choose_detector; from facecluster.encode.encoders import choose_encoder; from facecluster.encode.models import cuda_available
-from facecluster.encode.mmod_numpy import load_detector
+$VENV/bin/python -c 'from facecluster.detect.detectors import choose_detector; from facecluster.embed.encoders import choose_encoder; from facecluster.models.dlib_models import cuda_available
+from facecluster.detect.mmod import load_detector
 for stage, _ in (choose_detector("auto"), choose_encoder("numpy", "small", 1)): stage.preload()
 print("[INFO] face models ready; dlib CUDA:", cuda_available(), "; CPU CNN backend:", load_detector().backend)'

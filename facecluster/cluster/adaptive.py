@@ -62,7 +62,7 @@ from .graph import NeighbourGraph
 # LFW: 1 in 20,000 different-person pairs, against 56 % of same-person pairs;
 # 97 % of LFW's pairs this close are one person), so the share of pairs this
 # close tells how many people share the collection.
-CLOSE = 0.45
+CLOSE = 0.465
 
 # Below this share of close pairs the collection is crowded (mirror-pass encodings,
 # LFW: 0.19-0.32 %; the next most crowded labelled set, glint_aligned_crops: 1.29 %).
@@ -73,15 +73,15 @@ _SAMPLE = 4000
 
 # chinese whispers' threshold in an uncrowded collection: from the median
 # nearest-neighbour distance, within these bounds.
-_THRESHOLD_BASE, _THRESHOLD_SLOPE = 0.4, 0.5
-_THRESHOLD_RANGE = (0.5, 0.6)
+_THRESHOLD_BASE, _THRESHOLD_SLOPE = 0.414, 0.5
+_THRESHOLD_RANGE = (0.517, 0.62)
 
 # The median is read over faces that have a match: their nearest other face
 # closer than this.  Strangers in the background (one photo each) have none;
 # counted, they would set the threshold by how unlike each other they are (two
 # strangers per labelled face sent small LFW collections to 0.6 and F1 0.95;
 # read this way, 0.99).  Where under a tenth of the faces have a match, all count.
-_MATCHED_BELOW = 0.5
+_MATCHED_BELOW = 0.517
 
 # Two clusters are one person when each is the other's closest, their faces
 # are on average within this share of chinese whispers' threshold, and they are
@@ -275,9 +275,7 @@ def split_two_people(encodings: np.ndarray, labels: np.ndarray, beyond: float, *
     sides are on average farther apart than ``beyond`` and
     :func:`~.density.clearly_apart`.  Every member goes to the side it is
     closer to on average.  Repeats (at most 3 rounds) on the pieces."""
-    from .density import clearly_apart, mean_distance
-
-    from .density import SEPARATE_MIN_FACES
+    from .density import SEPARATE_MIN_FACES, clearly_apart, mean_distance
 
     out = np.asarray(labels).copy()
     rng = np.random.default_rng(seed)

@@ -22,13 +22,16 @@ from urllib.parse import quote
 
 import numpy as np
 from PIL import Image
-
 from ..files import write_text_atomically
-from ..images import LoadedImage, display_path
+from ..sources.images import LoadedImage
+from ..sources.skips import display_path
 from ..records import Box, FaceRecord
-from .clusters import Clusters, PhotoReader, face_crop, montage_title, person_dirname, placeholder_tile, plural
-from .montage import TILE_SIZE, write_image
-from .video import appearances, clip_href, clock, is_from_video, source_noun, timeline_html
+from .clusters import Clusters, montage_title, person_dirname, plural
+from .crops import PhotoReader, face_crop, placeholder_tile
+from .montage import TILE_SIZE
+from ..files import write_image
+from .video import appearances, clip_href, clock, source_noun, timeline_html
+from ..records import is_from_video
 
 THUMBS_DIR = "thumbs"
 THUMB_SIZE = 128  # longest side of a gallery thumbnail, in pixels

@@ -8,16 +8,13 @@ and tiled 5x5 with ``imutils.build_montages``.  Images here are OpenCV's BGR
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 from imutils import build_montages
-
-from ..files import write_atomically
 from ..records import FaceRecord
-from .clusters import UNKNOWN_LABEL, PhotoReader, face_crop, placeholder_tile
+from ..records import UNKNOWN_LABEL
+from .crops import PhotoReader, face_crop, placeholder_tile
 
 TILE_SIZE = 96
 MONTAGE_TILES = 25
@@ -54,15 +51,3 @@ def montage_filename(label: int) -> str:
     return "unknown_faces.jpg" if int(label) == UNKNOWN_LABEL else f"face_id_{int(label):02d}.jpg"
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 90) -> None:
-    """Write a BGR image as JPEG (or PNG, by suffix) to ``path``, atomically.
-
-    Encoded in memory and written with Python's own file API, because
-    ``cv2.imwrite`` cannot open paths that are not valid UTF-8.
-    """
-    extension = os.path.splitext(os.fspath(path))[1].lower() or ".jpg"
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if extension in (".jpg", ".jpeg") else []
-    ok, encoded = cv2.imencode(extension, image, params)
-    if not ok:
-        raise ValueError(f"OpenCV cannot encode {extension} images")
-    write_atomically(path, encoded.tobytes())

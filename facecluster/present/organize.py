@@ -16,12 +16,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
-
 from ..files import replace_atomically, write_text_atomically
-from ..images import display_path
+from ..sources.skips import display_path
 from ..records import FaceRecord
 from .clusters import Clusters, json_text, person_dirname, warn_about_photos
-from .video import is_from_video, write_stills
+from ..records import is_from_video
+from .video import write_stills
 
 log = logging.getLogger(__name__)
 

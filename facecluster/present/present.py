@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-
 from ..records import FaceRecord
-from .clusters import Clusters, PhotoReader, group_clusters, montage_title
+from .clusters import Clusters, group_clusters, montage_title
+from .crops import PhotoReader
 from .export import write_clusters_csv, write_clusters_json
 from .gallery import GalleryOptions, write_gallery
-from .montage import cluster_montage, montage_filename, write_image
+from .montage import cluster_montage, montage_filename
+from ..files import write_image
 from .organize import organize
 from .windows import show_montages
 

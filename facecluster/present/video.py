@@ -15,40 +15,20 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
-from ..images import ImageSkipped, LoadedImage, display_path
-from ..records import FaceRecord
-from ..sources.video import read_frames
+from ..records import FaceRecord, is_from_video
+from ..sources.skips import ImageSkipped, display_path
+from ..sources.video import video_frames
 
 # Faces of one person in one video less than this many seconds apart are one appearance.
 APPEARANCE_GAP = 5.0
-
-
-def is_from_video(record: Mapping) -> bool:
-    return "time" in record
 
 
 def source_noun(records: Sequence[FaceRecord], indices: Iterable[int]) -> str:
     """What the faces ``indices`` come from, in a word: ``"photo"``, ``"video"`` or ``"photo/video"``."""
     kinds = {is_from_video(records[index]) for index in indices}
     return {frozenset({True}): "video", frozenset({True, False}): "photo/video"}.get(frozenset(kinds), "photo")
-
-
-def video_frames(path: str, times: list[float]) -> Iterator[tuple[float, LoadedImage | None]]:
-    """Yield ``(time, frame)`` for each of ``times``; ``None`` for one past the readable part.
-
-    Frames are reduced to at most 1280 pixels a side (``scale`` says by how
-    much), which tiles and thumbnails never miss.  Raises
-    :class:`~facecluster.images.ImageSkipped` when the video can't be opened.
-    """
-    for time, rgb, scale in read_frames(path, times):
-        if rgb is None:
-            yield time, None
-        else:
-            original = (round(rgb.shape[1] / scale), round(rgb.shape[0] / scale))
-            yield time, LoadedImage(rgb=rgb, scale=scale, original_size=original)
 
 
 @dataclass(frozen=True)
@@ -128,7 +108,7 @@ def write_stills(folder: str, folder_name: str, records: Sequence[FaceRecord], i
     """
     import cv2
 
-    from .montage import write_image  # (montage -> clusters -> this module)
+    from ..files import write_image  # (montage -> clusters -> this module)
 
     count, unreadable = 0, []
     for path, times in _still_times(records, appearances(records, indices)).items():

@@ -1,1 +1,1 @@
-"""What yields pictures to look at: video frames (photos are still read by ``facecluster.images``)."""
+"""What yields pictures to look at: a folder's photos and videos found by content (folder), photos decoded (images), video frames (video), and why a file is passed over (skips)."""

@@ -5,7 +5,7 @@ package is needed.  Frames are streamed one at a time (a 4K video never holds
 more than the frame being looked at), turned upright from the stream's display
 matrix (phone videos), and timed from their presentation stamps, so a
 variable frame rate gives true times.  Every failure is an
-:class:`~facecluster.images.ImageSkipped` with a one-line reason, or, after
+:class:`~facecluster.sources.images.ImageSkipped` with a one-line reason, or, after
 the first frames, a note that decoding stopped early (the faces found before
 that are kept).
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
-
-from ..images import ImageSkipped
+from .images import LoadedImage
+from .skips import ImageSkipped
 
 VIDEO_EXTENSIONS = frozenset(
     ".mp4 .m4v .mov .qt .mkv .webm .avi .wmv .asf .mpg .mpeg .ts .mts .m2ts .3gp .3g2 .flv .ogv".split()
@@ -295,3 +295,18 @@ def read_frames(path: str, times: list[float], max_side: int = 1280) -> Iterator
     finally:
         if decoding is not None:
             decoding.container.close()
+
+
+def video_frames(path: str, times: list[float]) -> Iterator[tuple[float, LoadedImage | None]]:
+    """Yield ``(time, frame)`` for each of ``times``; ``None`` for one past the readable part.
+
+    Frames are reduced to at most 1280 pixels a side (``scale`` says by how
+    much), which tiles and thumbnails never miss.  Raises
+    :class:`~facecluster.sources.images.ImageSkipped` when the video can't be opened.
+    """
+    for time, rgb, scale in read_frames(path, times):
+        if rgb is None:
+            yield time, None
+        else:
+            original = (round(rgb.shape[1] / scale), round(rgb.shape[0] / scale))
+            yield time, LoadedImage(rgb=rgb, scale=scale, original_size=original)

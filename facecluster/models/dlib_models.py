@@ -3,7 +3,7 @@
 Each model is loaded on first use, once per process -- never at import: a run
 that never needs the 68-point predictor or the CNN never pays for loading
 them, and the run preloads what it needs once, deliberately, before its
-workers fork (:meth:`facecluster.encode.pipeline.Method.preload`).
+workers fork (:meth:`facecluster.run.pipeline.Method.preload`).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def hog_detector():
     (:mod:`.model_cache`): 1 ms, where dlib builds it in 0.33-0.54 s."""
     import dlib
 
-    from . import model_cache
+    from . import cache as model_cache
 
     return model_cache.kept("hog-frontal-face.svm", f"dlib {dlib.__version__}",
                             lambda path: dlib.get_frontal_face_detector().save(str(path)),

@@ -18,7 +18,7 @@ import os
 
 from .. import cli
 from ..files import write_atomically
-from ..images import display_path
+from ..sources.skips import display_path
 from .pipeline import RunSummary
 
 SHOWN = 10  # photos named on screen per kind; the rest are counted

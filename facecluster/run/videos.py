@@ -22,7 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from ..images import ImageSkipped, Skip, display_path
+from ..sources.skips import ImageSkipped, Skip, display_path
 from ..records import FaceRecord, make_video_record
 from ..sources.video import VideoInfo, probe_video
 from .pipeline import Method, _pool

@@ -1,6 +1,6 @@
 """What runs on the Dask workers: the models plugin, the checks, the encoding task.
 
-Kept apart from :mod:`facecluster.encode.dask_runner` (the client side) so
+Kept apart from :mod:`facecluster.run.dask_runner` (the client side) so
 that the workers unpickle only this and the pipeline.  Every function here is
 sent by reference, so a worker must have the project installed (or on its
 ``PYTHONPATH``), at the same version: :func:`environment` is how the client
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from distributed import WorkerPlugin, get_worker
 
-from ..cache import Fingerprint, PhotoResult
+from .photo_cache import Fingerprint, PhotoResult
 from .pipeline import Method, encode_photos
 
 # The distributions whose versions must match on the client and every worker:
@@ -29,7 +29,7 @@ PACKAGES = ("dask", "distributed", "cloudpickle", "msgpack", "numpy", "dlib-bin"
 
 # The code whose every byte can change an encoding (compared by digest).
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-_ENCODING_CODE = ("encode/*.py", "images.py", "records.py", "cache.py")
+_ENCODING_CODE = ("sources/*.py", "detect/*.py", "embed/*.py", "models/*.py", "run/*.py", "records.py")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ worker.  Photos are spread over worker processes (one per core by default),
 a task at a time (one photo, or a CNN batch).  Results come back in any order
 but are stored by path, and the records come out in the listing's order, so
 the output is the same whatever the number of workers.  Finished photos are
-kept in a :class:`~facecluster.cache.ResultCache` as they arrive, which makes
+kept in a :class:`~facecluster.run.photo_cache.ResultCache` as they arrive, which makes
 runs incremental and resumable; the encodings file itself is written by the
 caller, at the end.
 """
@@ -24,11 +24,13 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ..cache import Fingerprint, PhotoResult, ResultCache, open_cache
-from ..images import ImageSkipped, Listing, LoadedImage, Skip, display_path, list_images, load_image
+from .photo_cache import Fingerprint, PhotoResult, ResultCache, open_cache
+from ..sources.skips import ImageSkipped, Skip, display_path
+from ..sources.folder import Listing, list_images
+from ..sources.images import LoadedImage, load_image
 from ..records import Face, FaceRecord, make_record, scale_box
-from .detectors import Detector
-from .encoders import Encoder
+from ..detect.detectors import Detector
+from ..embed.encoders import Encoder
 
 # Part of the key under which results are reused: bump it whenever a change
 # would find or encode faces differently, so old results are redone.

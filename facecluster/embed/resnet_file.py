@@ -1,7 +1,7 @@
 """Reading dlib's serialized face-recognition network (``dlib_face_recognition_resnet_model_v1.dat``).
 
 :func:`parse` returns the input means and the layers with their weights, for
-:mod:`facecluster.encode.fast_encoder` to run.
+:mod:`facecluster.embed.resnet` to run.
 
 The file format (dlib/serialize.h, dlib/dnn/core.h, layers.h, input.h):
 
@@ -15,7 +15,7 @@ The file format (dlib/serialize.h, dlib/dnn/core.h, layers.h, input.h):
   layer, and then each layer's details from the input upwards, each followed
   by three flag bytes and three (empty) tensors.  Tag/skip layers write no
   details; the residual wiring is implied by the architecture, which
-  :func:`facecluster.encode.fast_encoder._build_program` checks against the layer sequence found.
+  :func:`facecluster.embed.resnet._build_program` checks against the layer sequence found.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from .records import ENCODING_SIZE, Face
+from ..records import ENCODING_SIZE, Face
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (

@@ -10,7 +10,7 @@ Like a detector, an encoder is a small frozen object chosen once per run::
 Both compute ``face_recognition.face_encodings(rgb, boxes, num_jitters,
 model=landmarks)``: dlib finds the landmarks and cuts the aligned chips either
 way; :class:`NumpyEncoder` then runs dlib's ResNet, with its own weights,
-through :mod:`facecluster.encode.fast_encoder` (within 1e-6 of dlib; with
+through :mod:`facecluster.embed.resnet` (within 1e-6 of dlib; with
 onnxruntime ~20x faster than a BLAS-less dlib build, with numpy alone ~10x);
 :class:`DlibEncoder` calls dlib, and alone does random jitter
 (``num_jitters > 1``).
@@ -21,6 +21,10 @@ the photo mirrored left to right (dlib's landmarks found again there, dlib's
 chip cut there, the same network).  The result is the same for a photo and
 its mirror image, and on LFW's verification pairs it is more accurate (10
 folds: 0.9917 against 0.9888 for the single pass; see docs/encoding.md).
+The average is then stretched about a fixed centre
+(:mod:`.mirror_scale`) so that photos of one person lie as far apart as
+with the single pass: the tutorial's fixed thresholds keep their meaning,
+and the gain shows as different people further apart.
 With the ResNet on onnxruntime a whole run takes 1.0-1.2x as long with it as
 without (large photos to small ones; docs/encoding.md).  It is the
 deterministic form of what dlib's own ``num_jitters`` does (random small
@@ -36,7 +40,8 @@ from typing import ClassVar, Protocol
 import numpy as np
 
 from ..records import Box, box_to_dlib
-from .models import dlib_encoder, landmark_predictor
+from ..models.dlib_models import dlib_encoder, landmark_predictor
+from .mirror_scale import MIRROR_SCALE, rescale
 
 LANDMARK_MODELS = ("small", "large")  # 5-point (face_recognition's default) or 68-point
 ENCODERS = ("numpy", "dlib")
@@ -76,8 +81,9 @@ class _LandmarkEncoder:
                              "instead of the mirror pass: give mirror=False")
 
     def cache_key(self) -> str:
-        # Without the mirror pass the key (and the encodings) are those of before it existed.
-        return f"jit={self.num_jitters}/lm={self.landmarks}/enc={self.name}" + ("/mirror" if self.mirror else "")
+        # Without the mirror pass the key (and the encodings) are those of before it existed.  With
+        # it, the key names the rescaling, so encodings averaged under another (or none) are redone.
+        return f"jit={self.num_jitters}/lm={self.landmarks}/enc={self.name}" + (f"/mirror-x{MIRROR_SCALE:g}" if self.mirror else "")
 
     def preload(self) -> None:
         landmark_predictor(self.landmarks)
@@ -103,7 +109,8 @@ class _LandmarkEncoder:
         """128-d float64 encodings of the faces at ``boxes`` in ``rgb``, in order.
 
         With ``mirror``, each is the mean of the face's encoding in ``rgb`` and
-        in ``rgb`` mirrored left to right (landmarks found again there).
+        in ``rgb`` mirrored left to right (landmarks found again there),
+        rescaled to the single pass's distances (:func:`.mirror_scale.rescale`).
         """
         return self.encode_batch([rgb], [boxes])[0]
 
@@ -122,7 +129,7 @@ class _LandmarkEncoder:
             if not boxes:
                 encodings.append([])
             elif self.mirror:
-                encodings.append([(seen + mirrored) / 2 for seen, mirrored in zip(next(passes), next(passes))])
+                encodings.append([rescale((seen + mirrored) / 2) for seen, mirrored in zip(next(passes), next(passes))])
             else:
                 encodings.append(next(passes))
         return encodings
@@ -145,12 +152,12 @@ class NumpyEncoder(_LandmarkEncoder):
         super().__post_init__()
 
     def _load(self) -> None:
-        from .fast_encoder import load_encoder
+        from .resnet import load_encoder
 
         load_encoder()
 
     def _encode_views(self, views: list[tuple[np.ndarray, object]]) -> list[list[np.ndarray]]:
-        from .fast_encoder import encode_chips, face_chips
+        from .resnet import encode_chips, face_chips
 
         # Both passes' chips through the network together: one batch, not two.
         encodings = list(encode_chips(np.concatenate([face_chips(rgb, shapes) for rgb, shapes in views])))
@@ -202,7 +209,7 @@ def choose_encoder(requested: str, landmarks: str = "small", num_jitters: int = 
         else:
             why = f"asked for; --jitters {num_jitters}: dlib's {jitter}"
         return DlibEncoder(landmarks, num_jitters, mirror=False), why
-    passes = ("each face and its mirror image, averaged" if mirror
+    passes = ("each face and its mirror image, averaged, at the single pass's distances" if mirror
               else "each face once, as face_recognition does (--no-mirror)")
     if requested == "numpy":
         return NumpyEncoder(landmarks, mirror=mirror), f"dlib's ResNet and weights evaluated outside dlib (dlib's encodings, faster here); {passes}"

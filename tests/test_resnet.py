@@ -1,4 +1,4 @@
-"""facecluster.encode.fast_encoder computes dlib's face encodings outside dlib,
+"""facecluster.embed.resnet computes dlib's face encodings outside dlib,
 with onnxruntime and with numpy (every test runs on both backends).
 
 Every comparison is against dlib itself (``face_recognition_model_v1``, the
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecluster.encode import fast_encoder as fe
+from facecluster.embed import resnet as fe
 
 ROOT = Path(__file__).resolve().parent.parent
 TOL = 1e-4
@@ -57,7 +57,7 @@ def _synthetic_chips(n: int, seed: int = 0) -> np.ndarray:
 
 def test_import_loads_no_model():
     code = (
-        "import sys, facecluster.encode.fast_encoder as fe; "
+        "import sys, facecluster.embed.resnet as fe; "
         "assert fe._ENCODERS == {}, 'model parsed at import'; "
         "assert 'dlib' not in sys.modules, 'dlib imported at import'; "
         "assert 'onnxruntime' not in sys.modules, 'onnxruntime imported at import'; "

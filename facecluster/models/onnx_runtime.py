@@ -46,7 +46,7 @@ def cached_session(name: str, version: int, weights_file: str, build: Callable[[
     kept on disk between runs (:mod:`.model_cache`: a 22 MB read instead of parsing
     dlib's file, importing onnx and serializing a graph); ``version`` is the graph's
     form, so one kept by other code is never used."""
-    from . import model_cache
+    from . import cache as model_cache
 
     return model_cache.kept(f"{name}.onnx", f"graph v{version}|{model_cache.file_key(weights_file)}",
                             lambda path: path.write_bytes(build()),

@@ -1,8 +1,8 @@
 """The encoding run on a Dask cluster (``encode_faces.py --dask tcp://HOST:8786``).
 
-A :class:`DaskRunner` is a :data:`~facecluster.encode.pipeline.Runner`: it
+A :class:`DaskRunner` is a :data:`~facecluster.run.pipeline.Runner`: it
 sends the same tasks to a running Dask scheduler that
-:func:`~facecluster.encode.pipeline.run_in_processes` gives local processes,
+:func:`~facecluster.run.pipeline.run_in_processes` gives local processes,
 and yields each photo's result as it arrives, so the cache, the records and
 the encodings file are exactly those of a local run.  Everything else stays
 on this machine: listing, reuse, the cache, the summary (and clustering).
@@ -23,9 +23,10 @@ from collections import deque
 from dataclasses import replace
 from typing import Callable, Iterator
 
-from ..cache import PhotoResult
-from ..images import Listing, display_path
-from ..images import skipped_for_oserror
+from .photo_cache import PhotoResult
+from ..sources.folder import Listing
+from ..sources.skips import display_path
+from ..sources.skips import skipped_for_oserror
 from .pipeline import CRASHED, Method
 
 PHOTO_MODES = ("auto", "shared", "send")
@@ -153,7 +154,7 @@ def _samples(paths: list[str]) -> list[tuple[str, int]]:
 
 
 class DaskRunner:
-    """Runs encoding tasks on a Dask cluster; a :data:`~facecluster.encode.pipeline.Runner`.
+    """Runs encoding tasks on a Dask cluster; a :data:`~facecluster.run.pipeline.Runner`.
 
     A bounded window of tasks is in flight (a few per worker thread), so a
     million photos never sit in the scheduler's memory, nor their bytes in

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cache import cache_path_for, delete_gone
+from .photo_cache import cache_path_for, delete_gone
 from ..records import ENCODING_SIZE
 from .tracks import Sighting, Track
 

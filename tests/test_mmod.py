@@ -1,4 +1,4 @@
-"""facecluster.encode.mmod_numpy runs dlib's CNN face detector with onnxruntime (or numpy).
+"""facecluster.detect.mmod runs dlib's CNN face detector with onnxruntime (or numpy).
 
 Every photo is compared with dlib's own ``cnn_face_detection_model_v1``: each
 face dlib finds must have one of ours with IoU >= 0.95 and a confidence within
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecluster.encode import mmod_dat, mmod_numpy as mn
+from facecluster.detect import mmod_file, mmod as mn, mmod_pyramid
 from conftest import inclusive_iou, require
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +64,7 @@ def _assert_same(image: np.ndarray, upsample: int, dlib_cnn, detector) -> int:
 # --- no data needed ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", ["facecluster.encode.mmod_dat", "facecluster.encode.mmod_numpy"])
+@pytest.mark.parametrize("module", ["facecluster.detect.mmod_file", "facecluster.detect.mmod"])
 def test_import_is_cheap(module):
     """Importing parses no model and pulls in neither dlib, face_recognition_models nor onnx(runtime)."""
     probe = f"import sys, {module}; print(sorted(m for m in sys.modules if m.startswith(('dlib', 'face_rec', 'onnx'))))"
@@ -121,7 +121,7 @@ def test_tiny_images(detector, numpy_detector, shape):
 
 
 def test_model_contents(detector):
-    model = mmod_dat.parse(Path(detector.model_path).read_bytes())
+    model = mmod_file.parse(Path(detector.model_path).read_bytes())
     assert model.windows == ((80, 80),)
     assert [l.weights.shape[0] for l in model.layers] == [16, 32, 32, 45, 45, 45, 1]
     assert [l.stride for l in model.layers] == [2, 2, 2, 1, 1, 1, 1]
@@ -133,23 +133,23 @@ def test_model_contents(detector):
 def test_onnx_graph_is_valid(detector):
     import onnx
 
-    layers = mmod_dat.parse(Path(detector.model_path).read_bytes()).layers
+    layers = mmod_file.parse(Path(detector.model_path).read_bytes()).layers
     onnx.checker.check_model(onnx.load_from_string(mn._onnx_model(mn._widened(layers, mn._ORT_CHANNEL_MULTIPLE)[:-1])), full_check=True)
 
 
 def test_garbage_model_is_rejected(tmp_path):
     bad = tmp_path / "bad.dat"
     bad.write_bytes(b"\x01\x01\x01\x0bnot_a_model" + bytes(64))
-    with pytest.raises(mmod_dat.MmodFormatError):
+    with pytest.raises(mmod_file.MmodFormatError):
         mn.MmodDetector(bad)
 
 
 def test_tile_layout_keeps_levels_apart():
-    rects, rows, cols = mn._tile_layout(501, 502, 10, 11)
+    rects, rows, cols = mmod_pyramid.tile_layout(501, 502, 10, 11)
     assert rects[0] == (11, 11, 512, 511) and cols == 502 + 22
     for i, a in enumerate(rects):
         assert 0 <= a[0] and a[2] < cols and 0 <= a[1] and a[3] < rows
-        assert all(not mn._intersects(a, b) for b in rects[i + 1 :])
+        assert all(not mmod_pyramid.intersects(a, b) for b in rects[i + 1 :])
     sizes = [(r[3] - r[1] + 1, r[2] - r[0] + 1) for r in rects]
     assert sizes[1] == (417, 418)  # floor(5/6 * size)
 

@@ -5,7 +5,7 @@ dlib's ``mmod_human_face_detector.dat`` network (King, "Max-Margin Object
 Detection", arXiv:1502.00046; dlib's examples/dnn_mmod_face_detection_ex.cpp).
 The ``dlib-bin`` wheel has no BLAS, so that takes ~1.5 s for a 250x250 photo
 upsampled once and ~6 s for a web photo.  This module evaluates the same
-weights (parsed by :mod:`facecluster.encode.mmod_dat`) and reproduces every
+weights (parsed by :mod:`facecluster.detect.mmod_file`) and reproduces every
 step around the network from dlib's source:
 
 1. tools/python/src/cnn_face_detector.cpp: ``pyramid_up`` the image
@@ -50,21 +50,19 @@ importing loads nothing (neither dlib nor onnxruntime).
 from __future__ import annotations
 
 import functools
-import math
 import os
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 import numpy as np
 
-from . import onnx_runtime
-from .mmod_dat import ConvLayer, MmodModel, parse
-from .onnx_runtime import BACKENDS, default_backend
+from ..models import onnx_runtime
+from .mmod_file import ConvLayer, MmodModel, parse
+from .mmod_pyramid import overlaps, pyramid_up_size, rect_down_2, round_half_up, tile_layout, to_image
+from ..models.onnx_runtime import BACKENDS, default_backend
 
 __all__ = ["BACKENDS", "Detection", "MmodDetector", "default_backend", "default_model_path", "load_detector", "detect"]
 
-_PYRAMID_RATE = 5 / 6  # pyramid_down<6>
-_MIN_LEVEL_HEIGHT = 5  # compute_tiled_image_pyramid_details stops below this
 _ROWS_PER_BLOCK = 1024  # im2col rows per matmul: measured best (512-1024) on a 2-core EPYC, keeps the patch block in cache
 
 
@@ -80,128 +78,9 @@ class Detection(NamedTuple):
 
 def default_model_path() -> str:
     """``mmod_human_face_detector.dat`` from face_recognition_models."""
-    from .models import _model_files
+    from ..models.dlib_models import _model_files
 
     return _model_files().cnn_face_detector_model_location()
-
-
-# --------------------------------------------------------------------------
-# Geometry: dlib rectangles are inclusive (left, top, right, bottom)
-
-
-def _round(x: float) -> int:
-    """drectangle -> rectangle conversion: floor(x + 0.5) (dlib/geometry/drectangle.h)."""
-    return math.floor(x + 0.5)
-
-
-def _pyramid_up_size(rows: int, cols: int) -> tuple[int, int]:
-    """Size ``pyramid_up`` gives: the rounded ``pyramid_down<2>::rect_up`` of the image.
-
-    point_up(p) = (p + (1.25, 0.75)) * 2, so the bottom-right corner lands at
-    (2*cols + 0.5, 2*rows - 0.5).
-    """
-    return _round((rows - 1 + 0.75) * 2) + 1, _round((cols - 1 + 1.25) * 2) + 1
-
-
-def _rect_down_2(rect: tuple[float, float, float, float], levels: int) -> tuple[int, ...]:
-    """``pyramid_down<2>::rect_down(rect, levels)``, rounded: p/2 - (1.25, 0.75) per level."""
-    left, top, right, bottom = rect
-    for _ in range(levels):
-        left, right = left / 2 - 1.25, right / 2 - 1.25
-        top, bottom = top / 2 - 0.75, bottom / 2 - 0.75
-    return _round(left), _round(top), _round(right), _round(bottom)
-
-
-def _tile_layout(rows: int, cols: int, padding: int, outer: int) -> tuple[list[tuple[int, int, int, int]], int, int]:
-    """Where each pyramid level goes in the tiled image.
-
-    Port of dlib's ``impl::compute_tiled_image_pyramid_details``: levels shrink
-    by ``floor(5/6 * size)`` until under 5 rows; they run down the left column
-    and then back up on the right.  Returns (level rects as (left, top, right,
-    bottom), tiled rows, tiled cols).
-    """
-    sizes = [(rows, cols)]
-    while True:
-        rows, cols = math.floor(_PYRAMID_RATE * rows), math.floor(_PYRAMID_RATE * cols)
-        if rows * cols == 0 or rows < _MIN_LEVEL_HEIGHT:
-            break
-        sizes.append((rows, cols))
-    first_h, width = sizes[0]
-    total_height = sum(h + padding for h, _ in sizes) - 2 * padding
-    height = prev_width = 0
-    for h, w in sizes:
-        if w <= width - prev_width - padding and (height - first_h) * 2 >= total_height - first_h:
-            break
-        height += h + padding
-        prev_width = w
-    height -= padding
-    rects: list[tuple[int, int, int, int]] = []
-    y = outer
-    i = 0
-    while y < height + outer and i < len(sizes):
-        h, w = sizes[i]
-        rects.append((outer, y, outer + w - 1, y + h - 1))
-        y += h + padding
-        i += 1
-    y -= padding
-    first = rects[0]
-    while i < len(sizes):
-        h, w = sizes[i]
-        right, bottom = outer + width - 1, y - 1
-        rect = (right - w + 1, bottom - h + 1, right, bottom)
-        if _intersects(first, rect):
-            break
-        rects.append(rect)
-        y -= h + padding
-        i += 1
-    return rects, height + 2 * outer, width + 2 * outer
-
-
-def _intersects(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
-    return max(a[0], b[0]) <= min(a[2], b[2]) and max(a[1], b[1]) <= min(a[3], b[3])
-
-
-def _nearest_level(rects: list[tuple[int, int, int, int]], x: float, y: float) -> int:
-    """dlib's ``nearest_rect``: the first rect holding (x, y), else the closest one."""
-    best, best_dist = 0, math.inf
-    for i, (left, top, right, bottom) in enumerate(rects):
-        if left <= x <= right and top <= y <= bottom:
-            return i
-        dx = x - min(max(x, left), right)
-        dy = y - min(max(y, top), bottom)
-        if math.hypot(dx, dy) < best_dist:
-            best, best_dist = i, math.hypot(dx, dy)
-    return best
-
-
-def _to_image(rects: list, x: float, y: float, width: int, height: int) -> tuple[float, float, float, float]:
-    """``tiled_pyramid_to_image`` of the window centred on tensor point (x, y).
-
-    ``centered_drect`` spans +-(size-1)/2; the level's origin is subtracted and
-    ``pyramid_down<6>::point_up`` (p * 6/5 + 0.3) applied once per level.
-    """
-    level = _nearest_level(rects, x, y)
-    ox, oy = rects[level][0], rects[level][1]
-    box = [x - (width - 1) / 2 - ox, y - (height - 1) / 2 - oy, x + (width - 1) / 2 - ox, y + (height - 1) / 2 - oy]
-    for _ in range(level):
-        box = [v / _PYRAMID_RATE + 0.3 for v in box]
-    return box[0], box[1], box[2], box[3]
-
-
-def _overlaps(a: tuple[int, ...], b: tuple[int, ...], iou: float, covered: float) -> bool:
-    """dlib's ``test_box_overlap`` (dlib/image_processing/box_overlap_testing.h).
-
-    Areas count pixels inclusively; the "union" is the bounding box of both.
-    """
-    iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    if iw <= 0 or ih <= 0:
-        return False
-    inner = float(iw * ih)
-    outer = (max(a[2], b[2]) - min(a[0], b[0]) + 1) * (max(a[3], b[3]) - min(a[1], b[1]) + 1)
-    area_a = (a[2] - a[0] + 1) * (a[3] - a[1] + 1)
-    area_b = (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
-    return inner / outer > iou or inner / area_a > covered or inner / area_b > covered
 
 
 # --------------------------------------------------------------------------
@@ -451,7 +330,7 @@ class MmodDetector:
         import dlib
 
         m = self._p.model
-        rects, nr, nc = _tile_layout(rgb.shape[0], rgb.shape[1], m.pyramid_padding, m.pyramid_outer_padding)
+        rects, nr, nc = tile_layout(rgb.shape[0], rgb.shape[1], m.pyramid_padding, m.pyramid_outer_padding)
         planes = np.zeros((3, nr, nc), dtype=np.float32)
         l, t, r, b = rects[0]
         for ch in range(3):
@@ -480,7 +359,7 @@ class MmodDetector:
         for _ in range(upsample_num_times):
             import dlib
 
-            rgb = dlib.resize_image(rgb, *_pyramid_up_size(rgb.shape[0], rgb.shape[1]))
+            rgb = dlib.resize_image(rgb, *pyramid_up_size(rgb.shape[0], rgb.shape[1]))
         if rgb.size == 0:
             return []
         out, rects = self.scores(rgb)
@@ -493,14 +372,14 @@ class MmodDetector:
         for k, (width, height) in enumerate(m.windows):
             rows, cols = np.nonzero(out[:, :, k] > threshold)
             for r, c in zip(rows.tolist(), cols.tolist()):
-                box = _to_image(rects, c * p.scale + p.offset, r * p.scale + p.offset, width, height)
-                found.append((float(out[r, c, k]), tuple(_round(v) for v in box)))
+                box = to_image(rects, c * p.scale + p.offset, r * p.scale + p.offset, width, height)
+                found.append((float(out[r, c, k]), tuple(round_half_up(v) for v in box)))
         found.sort(key=lambda d: -d[0])
         kept: list[tuple[float, tuple]] = []
         for score, box in found:
-            if not any(_overlaps(b, box, m.nms_iou, m.nms_covered) for _, b in kept):
+            if not any(overlaps(b, box, m.nms_iou, m.nms_covered) for _, b in kept):
                 kept.append((score, box))
-        return [Detection(*_rect_down_2(box, upsample), score) for score, box in kept]
+        return [Detection(*rect_down_2(box, upsample), score) for score, box in kept]
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:

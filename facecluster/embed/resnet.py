@@ -31,7 +31,7 @@ then, unless its onnxruntime graph is already kept); importing this module
 loads nothing (neither onnxruntime nor dlib).  The tool runs one worker
 process per core, so the onnxruntime session has one thread, and the numpy
 path is normally wrapped in ``threadpoolctl.threadpool_limits(1)``.  The model
-file itself is read by :mod:`facecluster.encode.dlib_net_file`.
+file itself is read by :mod:`facecluster.embed.resnet_file`.
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import onnx_runtime
-from .dlib_net_file import CHIP_SIZE, Layer, ModelFormatError, parse
-from .onnx_runtime import BACKENDS, default_backend
+from ..models import onnx_runtime
+from .resnet_file import CHIP_SIZE, Layer, ModelFormatError, parse
+from ..models.onnx_runtime import BACKENDS, default_backend
 
 CHIP_PADDING = 0.25
 ENCODING_SIZE = 128
@@ -66,7 +66,7 @@ __all__ = [
 
 
 def default_model_path() -> str:
-    from .models import _model_files
+    from ..models.dlib_models import _model_files
 
     return _model_files().face_recognition_model_location()
 

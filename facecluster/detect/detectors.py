@@ -34,7 +34,7 @@ from typing import ClassVar, Protocol
 import numpy as np
 
 from ..records import Box, box_from_dlib, clip_box, scale_box
-from .models import cnn_detector, cuda_available, hog_detector
+from ..models.dlib_models import cnn_detector, cuda_available, hog_detector
 
 CNN_SECONDS_PER_PHOTO_CPU = 22.0  # dlib-bin's own CNN, measured on a 2-core CPU without CUDA
 RETRY_MAX_SIDE = 4096  # the largest copy a face-less photo is searched again at
@@ -298,7 +298,7 @@ class NumpyCnnDetector(DlibDetector):
     retry_max_side: ClassVar[int] = 1400
 
     def _model(self):
-        from .mmod_numpy import load_detector
+        from .mmod import load_detector
 
         return load_detector()
 
@@ -358,7 +358,7 @@ def choose_detector(requested: str, batch_size: int = 32, **scale) -> tuple[Dete
     asked = "asked for" if requested == "cnn" else None
     if cuda_available():
         return CnnDetector(batch_size=batch_size, **scale), asked or "dlib was built with CUDA"
-    from .onnx_runtime import default_backend
+    from ..models.onnx_runtime import default_backend
 
     runtime = default_backend()
     if requested == "cnn":

@@ -1,7 +1,7 @@
 """One segment of one video, in a worker: sample its frames, find and encode faces, follow them.
 
 A worker's task is a :class:`Segment` (a video and a stretch of it in
-seconds); it returns a :class:`~facecluster.encode.video_cache.SegmentDone`
+seconds); it returns a :class:`~facecluster.run.video_cache.SegmentDone`
 whose tracks hold only the faces that can still be kept (each track's
 representatives, and its first and last face for stitching segments), so a
 minute on screen costs a few hundred bytes, not a frame per look.
@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from ..images import ImageSkipped
+from ..sources.skips import ImageSkipped
 from ..records import Face
 from ..sources.video import FrameSampler, Look, VideoInfo
 from .pipeline import Method
@@ -98,7 +98,7 @@ def _without_deep_look(method: Method) -> Method:
 def encode_segment(segment: Segment, method: Method, step: float, faces_per_track: int) -> SegmentDone:
     """A worker's task: the tracks of ``segment`` (see the module docstring).
 
-    Raises :class:`~facecluster.images.ImageSkipped` when the video cannot be
+    Raises :class:`~facecluster.sources.images.ImageSkipped` when the video cannot be
     opened any more; a frame the models fail on is passed over.
     """
     sampler = FrameSampler(segment.path, segment.info, segment.start, segment.end, step)
