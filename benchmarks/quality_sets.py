@@ -463,9 +463,10 @@ def main(argv: list[str] | None = None) -> int:
               "per collection.", ""]
     lines += collections_rows(sparse, group_graphs["sparse collections"], group_best["sparse collections"])
     lines += ["", "## Web collections: 5-20 people photographed over many years", "",
-              f"{WEB_DRAWS} seeded draws of {WEB_PEOPLE[0]}-{WEB_PEOPLE[1]} people from five_celebs, "
-              f"glint_aligned_crops (corrected labels) and LFW's people with {WEB_LFW_MIN}+ photos (one person "
-              "across sets is one), 10-40 faces of each. Pairwise F1 against each draw's best fixed threshold.", ""]
+              f"{WEB_DRAWS} seeded draws of {WEB_PEOPLE[0]}-{WEB_PEOPLE[1]} people from five_celebs and "
+              f"glint_aligned_crops (corrected labels), and {WEB_DRAWS} from those and LFW's people with "
+              f"{WEB_LFW_MIN}+ photos (one person across sets is one), 10-40 faces of each. Pairwise F1 against "
+              "each draw's best fixed threshold.", ""]
     lines += small_collections_report(web)
 
     results = {}

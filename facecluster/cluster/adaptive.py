@@ -96,10 +96,10 @@ JOIN_WITHIN = 1.1
 # the nearest face it is not matched with (the ratio test of Lowe, "Distinctive
 # image features from scale-invariant keypoints", IJCV 2004).  In a sparse
 # crowded collection (thousands of people, most seen once or twice: LFW's
-# pairs.txt photos) HDBSCAN takes in strangers at 0.45-0.55 from a person
-# (their nearest member a median 0.49 away, a true member's 0.36) and leaves
+# pairs.txt photos) HDBSCAN takes in strangers at 0.47-0.57 from a person
+# (their nearest member a median 0.51 away, a true member's 0.37) and leaves
 # most people of two photos unpaired; read with this test, LFW pairs.txt goes
-# from pairwise F1 0.79 to 0.90 (docs/clustering.md).  Faces closer than
+# from pairwise F1 0.792 to 0.878 (docs/clustering.md).  Faces closer than
 # CLOSE to a member always stay: that close is nearly always one person.
 CLEAR_MATCH = 0.95
 
