@@ -3,19 +3,21 @@ PY := .venv/bin/python
 FACES_DATA ?= $(wildcard ../shared/datasets)
 export FACES_DATA
 
-.PHONY: install demo dataset test bench bench-dask quality quality-lfw bench-scale verify clean help
+.PHONY: install demo demo-people known dataset test bench bench-dask quality quality-lfw bench-scale bench-search verify clean help
 
 help:
 	@echo "make demo    install, build the sample dataset/, encode, cluster, write output/"
+	@echo "make demo-people  after make demo: names from known/ (other LFW photos of 4 demo people), then a search"
 	@echo "make test    install test tools and run the test suite"
 	@echo "make bench   encoding speed against the tutorial's loop (writes bench-results/)"
 	@echo "make bench-dask  two local Dask workers against the local process pool (docs/dask.md)"
 	@echo "make quality every clustering method on every labelled set, leave-one-set-out, and LFW verification"
 	@echo "make quality-lfw  the parameter sweeps on LFW bench-3474 and demo"
 	@echo "make bench-scale  time and peak memory of clustering 10k, 100k and 1M synthetic faces"
+	@echo "make bench-search  search_faces.py's load time, query time and memory at 10k, 100k and 1M synthetic faces"
 	@echo "make verify  LFW verification, 10 folds, beside dlib's published 99.38%"
 
-.venv/.installed: requirements.txt requirements-nodeps.txt tools/install.sh
+.venv/.installed: requirements.txt requirements-nodeps.txt tools/install.sh pyproject.toml
 	tools/install.sh
 	@touch $@
 
@@ -36,6 +38,17 @@ demo: .venv/.installed dataset/00000000.jpg
 	$(PY) cluster_faces.py --encodings encodings.pickle --output output --labels dataset.key.csv
 	@echo "[INFO] montages, clusters.csv and index.html are in output/"
 
+known/.built: | .venv/.installed
+	$(PY) -m facecluster.sample_data --known known
+	@touch $@
+
+known: known/.built
+
+demo-people: .venv/.installed dataset/00000000.jpg known/.built
+	$(PY) encode_faces.py --dataset dataset --encodings encodings.pickle
+	$(PY) cluster_faces.py --encodings encodings.pickle --method adaptive --known known --output output
+	$(PY) search_faces.py --encodings encodings.pickle --query known/Alejandro_Toledo --output found
+
 # Every core (xdist), a test file to a worker: its module fixtures (a Dask cluster, a browser) are made once.
 test: .venv/.installed-dev
 	$(PY) -m pytest -q -n auto --dist loadfile tests
@@ -48,6 +61,7 @@ bench-dask: .venv/.installed-dev
 
 quality: .venv/.installed-dev
 	$(PY) benchmarks/quality_sets.py
+	$(PY) benchmarks/people_quality.py
 	$(PY) benchmarks/tutorial_sets.py
 	$(PY) benchmarks/lfw_verification.py
 
@@ -57,8 +71,11 @@ quality-lfw: .venv/.installed-dev
 bench-scale: .venv/.installed-dev
 	$(PY) benchmarks/scale.py
 
+bench-search: .venv/.installed-dev
+	$(PY) benchmarks/search_scale.py
+
 verify: .venv/.installed-dev
 	$(PY) benchmarks/lfw_verification.py
 
 clean:
-	rm -rf output encodings.pickle encodings.pickle.* dataset/*.jpg dataset.key.csv
+	rm -rf output found known encodings.pickle encodings.pickle.* dataset/*.jpg dataset.key.csv

@@ -4,6 +4,8 @@
 USAGE
     python cluster_faces.py --encodings encodings.pickle
     python cluster_faces.py -e encodings.pickle --method chinese-whispers -o output --organize link
+    python cluster_faces.py -e encodings.pickle -m adaptive --known known_people -o output
+    python cluster_faces.py -e encodings.pickle -m adaptive --name person_03="Ada Lovelace"
 """
 
 import argparse
@@ -12,8 +14,10 @@ import os
 import numpy as np
 
 from facecluster import cli
+from facecluster import people
 from facecluster.cluster import DEFAULTS, METHODS, RECOMMENDED_METHOD, check_params, cluster_encodings, looks_collapsed
 from facecluster.present import DEFAULT_MAX_MONTAGES, PresentOptions, present
+from facecluster.present.output import check_output
 from facecluster.present.windows import display_available
 from facecluster.store import EncodingsError, load_encodings, take_encodings
 
@@ -36,6 +40,9 @@ ap.add_argument("--min-cluster-size", type=int, default=None,
 ap.add_argument("--seed", type=int, default=0, help="seed for the montage sampling and chinese-whispers")
 ap.add_argument("-o", "--output", default=None,
                 help="write montages, clusters.csv, clusters.json and index.html here (default without a display: output)")
+ap.add_argument("--overwrite", action="store_true",
+                help="write into an --output folder that holds files facecluster did not write "
+                     "(files with facecluster's names are replaced); without it such a folder is refused")
 ap.add_argument("--organize", choices=("copy", "link"), default=None,
                 help="also sort the photos into a folder per person in the output folder")
 ap.add_argument("--max-montages", type=int, default=DEFAULT_MAX_MONTAGES,
@@ -48,11 +55,31 @@ ap.add_argument("--score-all-faces", action="store_true",
                      "face; the others are bystanders)")
 ap.add_argument("--dataset-root", default=None,
                 help="folder the --labels paths are relative to (default: the photos' common folder)")
+ap.add_argument("--known", default=None, metavar="DIR|ENCODINGS",
+                help="name the clusters after known people: a folder with a folder of photos per person "
+                     "(the folder's name is the name), or an encodings file made from one")
+ap.add_argument("--name", action="append", default=[], metavar='person_03="Ada Lovelace"',
+                help="name (or with nothing after '=', unname) a person of an earlier run; kept for every "
+                     "later run (repeatable)")
+ap.add_argument("--merge", action="append", default=[], metavar="person_07=person_03",
+                help="show a person of an earlier run as another (one person the clustering split in two; "
+                     "person_07= undoes it); kept for every later run (repeatable)")
+ap.add_argument("--people-store", default=None, metavar="FILE|none",
+                help="where person IDs and names are kept from run to run (default: ENCODINGS.people.sqlite; "
+                     "none: keep nothing, number people as the clustering does)")
+ap.add_argument("--list-people", action="store_true",
+                help="list the stored people (ID, name, faces, hidden) and stop")
 
 
 def main() -> int:
     args = vars(ap.parse_args())
     check_arguments(args)  # before reading a possibly huge file
+    if args["list_people"]:
+        return list_people(args["store"])
+    output, windows = where_to_show(args["output"], args["organize"])
+    problem = check_output(output, args["overwrite"]) if output is not None else None
+    if problem:  # a read-only, full or someone else's folder: said now, not after clustering
+        raise cli.UsageError(problem)
 
     # load the serialized face encodings + bounding box locations from
     # disk, then extract the set of encodings so we can cluster on them
@@ -62,6 +89,10 @@ def main() -> int:
     except EncodingsError as problem:
         raise cli.UsageError(f"{args['encodings']}: {problem}") from None
     encodings = take_encodings(data)  # one float32 array; the records keep path and box
+    known = None
+    if args["known"]:
+        print(f"[INFO] reading the known people in {args['known']}...")
+        known = people.load_known(args["known"], args["encodings"], cli.warning)
 
     # cluster the embeddings
     print(f"[INFO] clustering ({args['method']})...")
@@ -83,15 +114,22 @@ def main() -> int:
         cli.warning(f"the largest cluster ({np.bincount(labels[labels >= 0]).max()} of {len(labels)} faces) "
                     f"looks like many people merged into one; try --method {RECOMMENDED_METHOD}")
 
+    # the same person, the same ID, every run; names from --known, earlier runs and --name
+    found = people.identify(encodings, labels, known=known, store_path=args["store"],
+                            encodings_path=args["encodings"], renames=args["renames"], merges=args["merges"],
+                            warn=cli.warning)
+    labels = found.labels
+    for line in found.lines:
+        print(f"[INFO] {line}")
+
     if args["labels"]:
         report_quality(data, labels, args["labels"], args["dataset_root"], args["score_all_faces"])
 
     # one montage per face ID -- in windows when there is a screen, as files
     # (with clusters.csv, clusters.json and an HTML gallery) otherwise
-    output, windows = where_to_show(args["output"], args["organize"])
     present(output, data, labels, PresentOptions(
         show_windows=windows, organize=args["organize"], seed=args["seed"], max_montages=args["max_montages"],
-        run={"method": args["method"], "encodings": args["encodings"]}))
+        run={"method": args["method"], "encodings": args["encodings"]}, names=found.names))
     return 0
 
 
@@ -104,10 +142,20 @@ def check_arguments(args: dict) -> None:
         raise cli.UsageError(f"bad option: {problem}") from None
     if args["max_montages"] < 1:
         raise cli.UsageError(f"bad option: --max-montages must be at least 1, got {args['max_montages']}")
-    if args["output"] is not None and os.path.exists(args["output"]) and not os.path.isdir(args["output"]):
-        raise cli.UsageError(f"--output {args['output']}: is a file, not a folder")
     if args["labels"] not in (None, "folders") and not os.path.isfile(args["labels"]):
         raise cli.UsageError(f"--labels {args['labels']}: no such file")
+    if args["known"] is not None and not os.path.exists(args["known"]):
+        raise cli.UsageError(f"--known {args['known']}: no such folder or file")
+    no_store = args["people_store"] is not None and args["people_store"].lower() == "none"
+    args["store"] = None if no_store else args["people_store"] or people.store_path_for(args["encodings"])
+    try:
+        args["renames"], args["merges"] = people.parse_renames(args["name"]), people.parse_merges(args["merge"])
+        if (args["renames"] or args["merges"]) and args["store"] is None:
+            raise ValueError("--name and --merge need the people store (not --people-store none)")
+        if args["store"] is not None:
+            people.check_renames(args["renames"], args["store"], args["merges"])
+    except ValueError as problem:
+        raise cli.UsageError(str(problem)) from None
 
 
 def where_to_show(output: str | None, organize: str | None) -> tuple[str | None, bool]:
@@ -140,6 +188,23 @@ def report_quality(data, labels: np.ndarray, labels_file: str, dataset_root: str
     print("[INFO] quality against " + ("folder names" if labels_file == "folders" else labels_file) + ":")
     for line in format_report(metrics).splitlines():
         print(f"[INFO]   {line}")
+
+
+def list_people(store_path: str | None) -> int:
+    """Print the stored people, one a line: ``person_03  Ada Lovelace  12 faces``."""
+    if store_path is None:
+        raise cli.UsageError("--list-people needs the people store (not --people-store none)")
+    try:
+        stored = people.stored_people(store_path)
+    except ValueError as problem:
+        raise cli.UsageError(str(problem)) from None
+    for person in stored.values():
+        seen = "hidden: not seen in the last run" if person.hidden else f"{person.faces} faces"
+        if person.merged_into is not None:
+            seen = f"shown as person_{person.merged_into:02d} ({person.faces} faces in the last run)"
+        source = f" (from {person.name_source})" if person.name else ""
+        print(f"person_{person.id:02d}\t{person.name or '-'}{source}\t{seen}")
+    return 0
 
 
 def run() -> None:

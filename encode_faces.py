@@ -11,9 +11,11 @@ import argparse
 import os
 
 from facecluster import cli
+from facecluster.files import check_output_file, display_path
 from facecluster.run import dask_runner, report
 from facecluster.detect.detectors import DETECTION_METHODS, choose_detector, slow_on_this_machine
 from facecluster.embed.encoders import DEFAULT_MIRROR, ENCODERS, LANDMARK_MODELS, choose_encoder
+from facecluster.run.photo_cache import CacheError, cache_path_for
 from facecluster.run.pipeline import DatasetError, Method, encode_dataset, list_dataset, run_in_processes
 from facecluster.run.videos import DEFAULT_FACES_PER_TRACK, DEFAULT_STEP, VideoOptions, add_to_summary, encode_videos
 from facecluster.store import save_encodings
@@ -76,6 +78,8 @@ def main() -> int:
     # encode the faces in every one of them
     print("[INFO] quantifying faces...")
     listing = list_dataset(args["dataset"])
+    for folder in listing.outputs:
+        print(f"[INFO] skipped {display_path(folder)}: cluster_faces.py's output folder, not photos to encode")
     method = Method(detector, encoder)
     runner = run_in_processes
     if args["dask"]:  # the same run on a cluster's workers: checked now, one line if it can't
@@ -107,19 +111,17 @@ def main() -> int:
 
 
 def check_writable(encodings: str) -> None:
-    """Fail before any work if the encodings file could not be written."""
-    folder = os.path.dirname(os.path.abspath(encodings))
+    """Fail before any work if the encodings file, its cache or its lists could not be written."""
     if os.path.isdir(encodings):
         raise cli.UsageError(f"{encodings}: is a folder; give a file name for the encodings")
-    if not os.path.isdir(folder):
-        raise cli.UsageError(f"{encodings}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise cli.UsageError(f"{encodings}: cannot write in {folder}")
+    problem = check_output_file(encodings, longest_suffix=len(cache_path_for("")) + len("-journal"))
+    if problem:
+        raise cli.UsageError(problem)
 
 
 def run() -> None:
     """The ``facecluster-encode`` command (``pip install .``)."""
-    cli.run(main, known_errors=(DatasetError, dask_runner.DaskError, ValueError, OSError))
+    cli.run(main, known_errors=(DatasetError, dask_runner.DaskError, CacheError, ValueError, OSError))
 
 
 if __name__ == "__main__":

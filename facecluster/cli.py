@@ -9,16 +9,36 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import traceback
 from typing import Callable, NoReturn
 
+from .sources.skips import display_path
+
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process the signal killed
 
 
 class UsageError(Exception):
     """Input the whole run can't go on with; ``str()`` is the one line to print."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: ends the run as Ctrl-C does (workers stopped, finished work kept), exit 143."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
+def one_line(problem: BaseException) -> str:
+    """The line for a known error: an ``OSError`` as ``FILE: reason`` (a full disk, a name too long ...)."""
+    if isinstance(problem, OSError) and problem.strerror:
+        where = problem.filename if problem.filename is not None else ""
+        return f"{display_path(where)}: {problem.strerror}" if where != "" else problem.strerror
+    return str(problem)
 
 
 def error(message: str) -> None:
@@ -34,16 +54,18 @@ def run(main: Callable[[], int | None], known_errors: tuple[type[BaseException],
     # The package logs what a user should see (a photo that vanished since it
     # was encoded, ...); show it in the scripts' own style.
     logging.basicConfig(level=logging.WARNING, format="[%(levelname)s] %(message)s", stream=sys.stderr)
+    signal.signal(signal.SIGTERM, _terminate)  # `kill PID`: stop the workers and keep what is done, as Ctrl-C
     try:
         status = main() or 0
     except (UsageError, *known_errors) as problem:
         if _debugging():
             traceback.print_exc()
-        error(str(problem))
+        error(one_line(problem))
         status = EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        error("interrupted; finished work is kept, run the same command again to resume")
-        status = EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:
+        error(("terminated" if isinstance(stop, Terminated) else "interrupted")
+              + "; finished work is kept, run the same command again to resume")
+        status = EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
     except Exception as problem:  # a bug or an environment failure: still one line
         if _debugging():
             traceback.print_exc()

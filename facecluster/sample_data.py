@@ -36,6 +36,9 @@ SHARED_LFW = PROJECT_ROOT.parent / "shared" / "datasets" / "lfw-deepfunneled"
 CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "facecluster"
 
 PEOPLE, PHOTOS_EACH, SINGLETONS, SHUFFLE_SEED = 5, 25, 4, 42
+# The known-people folder of the walk-through: this many *other* LFW photos of
+# each demo person but the last, who is left out to show a stranger stays unnamed.
+KNOWN_EACH = 3
 
 
 def md5_of(path: Path) -> str:
@@ -129,13 +132,35 @@ def build_dataset(lfw: Path, dataset: Path, key_file: Path) -> int:
     return len(rows)
 
 
+def build_known(lfw: Path, known: Path) -> int:
+    """Fill ``known/<Person_Name>/`` with :data:`KNOWN_EACH` LFW photos of each demo person (but the
+    last) that are not in the demo dataset; returns the photo count."""
+    people = [p for p in sorted(p for p in lfw.iterdir() if p.is_dir())
+              if len(list(p.glob("*.jpg"))) >= PHOTOS_EACH][:PEOPLE]
+    count = 0
+    for person in people[:-1]:
+        folder = known / person.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for photo in sorted(person.glob("*.jpg"))[PHOTOS_EACH:][:KNOWN_EACH]:
+            shutil.copyfile(photo, folder / photo.name)
+            count += 1
+    return count
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the demo dataset/ from LFW.")
     parser.add_argument("--dataset", default="dataset", help="folder to fill (default: dataset)")
     parser.add_argument("--key", default="dataset.key.csv", help="answer key, kept outside the dataset")
+    parser.add_argument("--known", default=None, metavar="DIR",
+                        help="instead, build the walk-through's known-people folder here (other photos of 4 of "
+                             "the demo's 5 people)")
     args = parser.parse_args(argv)
     try:
         lfw = find_lfw()
+        if args.known:
+            count = build_known(lfw, Path(args.known))
+            print(f"[INFO] known people: {count} photos from {lfw} in {args.known}/")
+            return 0
         count = build_dataset(lfw, Path(args.dataset), Path(args.key))
     except (OSError, RuntimeError, tarfile.TarError) as error:
         print(f"[ERROR] cannot build the sample dataset: {error}", file=sys.stderr)

@@ -13,13 +13,15 @@ Writing goes to a temporary file that replaces the old one only when whole.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import pickle
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from .files import write_atomically
+from .files import NotRegularFile, open_regular, write_atomically
 from .records import ENCODING_SIZE, FaceRecord
 
 # What unpickling a list of dicts of str, int tuples and float arrays needs
@@ -39,6 +41,8 @@ _ALLOWED_GLOBALS = frozenset(
     }
 )
 PICKLE_PROTOCOL = 4  # readable by every Python 3 the tutorial ran on
+
+log = logging.getLogger(__name__)
 
 
 class EncodingsError(Exception):
@@ -114,11 +118,49 @@ def _video_keys(where: str, record: dict) -> dict:
     return keys
 
 
+def _face_key(record: object) -> int | None:
+    """A hash of a record's photo, box and moment, or ``None`` when it has none to hash (it is then checked)."""
+    try:
+        return hash((record["imagePath"], tuple(record["loc"]), record.get("frame"), record.get("time")))  # type: ignore[index, union-attr]
+    except Exception:  # not a dict, unhashable parts ...: _check_record says what is wrong
+        return None
+
+
+def _checked(records: list) -> Iterator[tuple[int, FaceRecord]]:
+    """``(index, checked record)`` for each record that is not a repeat of an earlier one.
+
+    A face is its photo, box and moment; a record that repeats one (a crafted
+    file can name one record two million times in a few MB, and each repeat
+    would then cost as much as a real face) is dropped, with one warning for all.
+    Each unchecked record is released as it goes.
+    """
+    seen: set[int] = set()
+    repeats, previous = 0, None
+    for index, record in enumerate(records):
+        records[index] = None
+        if record is previous:  # the same object again: the cheap case of a repeat
+            repeats += 1
+            continue
+        previous = record
+        key = _face_key(record)
+        if key in seen:  # looked up before the (costlier) check: a repeat costs a hash
+            repeats += 1
+            continue
+        checked = _check_record(index, record)
+        seen.add(key if key is not None else _face_key(checked))
+        yield index, checked
+    if repeats:
+        log.warning("%s records repeat an earlier one (the same photo, box and moment): left out", f"{repeats:,}")
+
+
 def load_encodings(path: str | os.PathLike) -> list[FaceRecord]:
-    """Read and check an encodings file.  Raises :class:`EncodingsError`."""
+    """Read and check an encodings file (repeated records dropped, see :func:`_checked`).  Raises :class:`EncodingsError`."""
     records = _load_list(path)
-    for index, record in enumerate(records):  # in place: each unchecked record is freed as it goes
-        records[index] = _check_record(index, record)
+    kept = 0
+    for _, checked in _checked(records):  # in place: kept records move to the front
+        records[kept] = checked
+        kept += 1
+    del records[kept:]
     return records
 
 
@@ -163,13 +205,11 @@ def load_encoding_columns(path: str | os.PathLike, dtype: type = np.float32) -> 
     encodings = np.empty((n, ENCODING_SIZE), dtype=dtype)
     boxes = np.empty((n, 4), dtype=np.int32)
     paths: list[str] = []
-    for index in range(n):
-        record = _check_record(index, records[index])
-        records[index] = None  # type: ignore[call-overload]
-        encodings[index] = record["encoding"]
-        boxes[index] = record["loc"]
+    for _, record in _checked(records):
+        encodings[len(paths)] = record["encoding"]
+        boxes[len(paths)] = record["loc"]
         paths.append(record["imagePath"])
-    return FaceColumns(paths, boxes, encodings)
+    return FaceColumns(paths, boxes[:len(paths)], encodings[:len(paths)])
 
 
 def save_columns(folder: str | os.PathLike, columns: FaceColumns) -> None:
@@ -209,11 +249,13 @@ def _load_list(path: str | os.PathLike) -> list:
     """The file's list of (unchecked) records, unpickled straight from the
     file: its bytes are never held in memory as well."""
     try:
-        handle = open(path, "rb")
+        handle = open_regular(path)
     except FileNotFoundError:
         raise EncodingsError("no such file (run encode_faces.py first)") from None
-    except IsADirectoryError:
-        raise EncodingsError("is a folder, not an encodings file") from None
+    except (IsADirectoryError, NotRegularFile):
+        if os.path.isdir(path):
+            raise EncodingsError("is a folder, not an encodings file") from None
+        raise EncodingsError("not a regular file (a FIFO or a device is never read)") from None
     except OSError as error:
         raise EncodingsError(f"cannot read it ({error.strerror})") from None
     with handle:

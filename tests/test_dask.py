@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -214,8 +216,23 @@ def test_an_unreachable_scheduler_is_one_line(photos: Path, tmp_path: Path) -> N
     assert encodings.read_bytes() == b"earlier results"
 
 
+def bare_venv(folder: Path) -> Path:
+    """The Python of a new venv that has this environment's packages but not this project (as before
+    ``make install`` installed it): this site-packages is on its path, but the .pth files that import
+    the editable install are not run there."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    site = next(folder.glob("lib/python*/site-packages"))
+    ours = dict.fromkeys(sysconfig.get_paths()[kind] for kind in ("purelib", "platlib"))
+    (site / "packages-of-the-project-venv.pth").write_text("".join(f"{path}\n" for path in ours))
+    python = folder / "bin" / "python"
+    found = subprocess.run([python, "-c", "import distributed, numpy, facecluster"], cwd=folder, capture_output=True,
+                           text=True, env={**os.environ, "PYTHONPATH": ""})
+    assert "No module named 'facecluster'" in found.stderr, found.stderr  # Dask and numpy import, the project not
+    return python
+
+
 def test_workers_without_the_models_or_the_project_are_one_line(photos: Path, tmp_path: Path) -> None:
-    """A worker whose face_recognition_models can't be imported; then one without this project at all."""
+    """A worker whose face_recognition_models can't be imported; then one from a venv without this project."""
     no_models = tmp_path / "no-models"
     no_models.mkdir()
     (no_models / "face_recognition_models.py").write_text("raise ImportError('no model files on this worker')\n")
@@ -227,14 +244,93 @@ def test_workers_without_the_models_or_the_project_are_one_line(photos: Path, tm
         assert done.returncode == 2, done.stderr
         assert done.stderr.strip() == ("[ERROR] the Dask workers cannot load the models (ImportError: no model "
                                        "files on this worker): install requirements.txt on every worker")
+    bare = bare_venv(tmp_path / "bare-venv")
     with local_cluster(tmp_path, workers=0) as running:
-        running.add_worker("bare", env={"PYTHONPATH": ""})
+        running.start([str(bare), "-m", "distributed.cli.dask_worker", running.address, "--name", "bare",
+                       "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"], "bare.log", {"PYTHONPATH": ""})
         running.wait_for_workers(1)
         done = run_script("encode_faces.py", "-i", str(photos), "-e", str(tmp_path / "e.pickle"),
                           "--dask", running.address, timeout=120)
         assert done.returncode == 2, done.stderr
-        assert done.stderr.strip().startswith("[ERROR] the Dask workers cannot run facecluster (")
-        assert "install this project on every worker" in done.stderr
+        line = done.stderr.strip()
+        assert line.startswith("[ERROR] the Dask workers cannot run facecluster (") and "\n" not in line, line
+        assert "No module named 'facecluster'" in line and line.endswith("install this project on every worker"
+                                                                         " (docs/dask.md)"), line
+
+
+def test_a_scheduler_without_the_project_or_with_other_code_is_one_line(photos: Path, tmp_path: Path) -> None:
+    """The scheduler unpickles the tasks, so it is checked as the workers are (no worker needed to see it)."""
+    bare = bare_venv(tmp_path / "bare-venv")
+    other_code = tmp_path / "other-code"
+    shutil.copytree(ROOT / "facecluster", other_code / "facecluster", ignore=shutil.ignore_patterns("__pycache__"))
+    with open(other_code / "facecluster" / "run" / "pipeline.py", "a") as changed:
+        changed.write("\n# an edit on the scheduler's machine\n")
+    encodings = tmp_path / "e.pickle"
+    encodings.write_bytes(b"earlier results")
+    lines = []
+    for pythonpath in ("", str(other_code)):
+        address = f"tcp://127.0.0.1:{free_port()}"
+        scheduler = LocalCluster(address, tmp_path, dict(os.environ, PYTHONPATH=pythonpath))
+        try:
+            scheduler.start([str(bare), "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port",
+                             address.rsplit(":", 1)[1], "--no-dashboard"], "scheduler.log")
+            done = run_script("encode_faces.py", "-i", str(photos), "-e", str(encodings), "--dask", address,
+                              timeout=120)
+        finally:
+            scheduler.stop()
+        assert done.returncode == 2, done.stderr
+        lines.append(done.stderr.strip().replace(address, "ADDRESS"))
+    assert lines[0] == ("[ERROR] the Dask scheduler cannot run facecluster (ModuleNotFoundError: No module named"
+                        " 'facecluster'): start it from the .venv that make install made (docs/dask.md)")
+    assert lines[1].startswith("[ERROR] version mismatch between this machine and Dask scheduler ADDRESS:"
+                               " facecluster code "), lines[1]
+    assert lines[1].endswith(" there; install the same versions everywhere")
+    assert encodings.read_bytes() == b"earlier results"
+
+
+def readme_dask_commands(port: int, photos: Path, encodings: Path) -> list[list[str]]:
+    """The README's three Dask commands (scheduler, worker, client), verbatim but for the port, the
+    scheduler's host (this machine), the photos and the encodings file."""
+    section = (ROOT / "README.md").read_text().split("## Encoding on several machines (Dask)\n", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    ours = {"8786": str(port), "tcp://SCHEDULER:8786": f"tcp://127.0.0.1:{port}", "/mnt/archive": str(photos),
+            "archive.pickle": str(encodings)}
+    commands = [shlex.split(line) for line in block.splitlines() if line.strip() and not line.startswith("#")]
+    assert [command[:2] for command in commands] == [[".venv/bin/dask", "scheduler"], [".venv/bin/dask", "worker"],
+                                                     [".venv/bin/python", "encode_faces.py"]], commands
+    assert sum(word in ours for command in commands for word in command) == 5, commands  # all of ours, once each
+    return [[ours.get(word, word) for word in command] for command in commands]
+
+
+def _two_cpus() -> None:
+    """In the worker's process: two CPUs, so that the README's one process per core (``--nworkers -1``) is two."""
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2])
+
+
+def test_the_readmes_commands_encode_what_a_local_run_encodes(photos: Path, local_run: Path, tmp_path: Path) -> None:
+    """From the project folder, no PYTHONPATH: what `make install` installed is what the scheduler and
+    workers import (the tests above give theirs a PYTHONPATH, to test this checkout whatever is installed)."""
+    port = free_port()
+    scheduler, worker, client = readme_dask_commands(port, photos, tmp_path / "readme.pickle")
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    installed = subprocess.run([ROOT / ".venv/bin/python", "-c", "import facecluster; print(facecluster.__file__)"],
+                               cwd=tmp_path, env=env, capture_output=True, text=True)
+    where = f"(.venv imports facecluster from: {installed.stdout.strip() or installed.stderr.strip()[-200:]})"
+    cluster = LocalCluster(f"tcp://127.0.0.1:{port}", tmp_path, env)
+    try:
+        for command, log, cpus in ((scheduler, "scheduler.log", None), (worker, "workers.log", _two_cpus)):
+            with open(tmp_path / log, "ab") as output:
+                cluster.processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=output,
+                                                          stderr=subprocess.STDOUT, start_new_session=True,
+                                                          preexec_fn=cpus))
+        cluster.wait_for_workers(2)
+        done = subprocess.run(client, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        cluster.stop()
+    assert done.returncode == 0, f"{done.stderr} {where}"
+    assert f"[INFO] Dask: tcp://127.0.0.1:{port}, 2 workers, 2 threads; photos read by the workers" in done.stdout
+    assert "[INFO] Dask: 25 photos encoded on 2 workers" in done.stdout
+    assert (tmp_path / "readme.pickle").read_bytes() == local_run.read_bytes()
 
 
 def test_a_version_mismatch_names_the_worker_and_the_package() -> None:
@@ -245,3 +341,6 @@ def test_a_version_mismatch_names_the_worker_and_the_package() -> None:
     assert dask_runner.version_mismatch(ours, other) == (
         "version mismatch between this machine and Dask worker tcp://10.0.0.2:4000: numpy 2.4.6 here, 2.3.0 there;"
         " install the same versions everywhere")
+    assert dask_runner.version_mismatch(ours, {"tcp://10.0.0.3:8786": {}}, "scheduler") == (
+        "version mismatch between this machine and Dask scheduler tcp://10.0.0.3:8786: python 3.11 here, missing"
+        " there; install the same versions everywhere")

@@ -280,7 +280,8 @@ def test_an_unreadable_cache_is_replaced_with_one_line(small_set: Path, tmp_path
     Path(cache_path_for(encodings)).write_bytes(b"not a database, " * 100)
     lines: list[str] = []
     _, summary = encode_dataset(list_dataset(str(small_set)), encodings, HOG, workers=2, warn=lines.append)
-    assert summary.encoded == 9 and len(lines) == 1 and "unusable progress cache" in lines[0]
+    assert summary.encoded == 9 and len(lines) == 1 and "the progress cache is damaged" in lines[0]
+    assert "moved it aside to " + cache_path_for(encodings) + ".damaged-" in lines[0]
 
 
 def test_any_load_error_in_a_cnn_batch_is_that_photos_result(small_set: Path, monkeypatch) -> None:

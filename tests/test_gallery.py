@@ -26,7 +26,7 @@ from facecluster.sources.images import load_image
 from facecluster.present import PresentOptions, present
 from facecluster.present.clusters import person_dirname
 from facecluster.present.gallery import GalleryOptions
-from facecluster.records import make_record
+from facecluster.records import make_record, make_video_record
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -306,3 +306,65 @@ def test_paged_gallery_in_chromium(browser, tmp_path):
     browser.find_element(By.LINK_TEXT, "1").click()
     assert browser.current_url.endswith("index.html")
     _screenshot(browser, "gallery_paged.png")
+
+
+def _synthetic_clip(path: bytes, seconds: int = 2, fps: int = 10) -> str:
+    """A short H.264 clip of the synthetic 'face' at ``path`` (bytes: any name), for a video face."""
+    av = require("av")
+    image = Image.new("RGB", (240, 180), (60, 120, 200))
+    image.paste((245, 220, 190), (80, 40, 160, 140))
+    rgb = np.asarray(image)
+    with open(path, "wb") as handle, av.open(handle, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = 240, 180, "yuv420p"
+        for _ in range(seconds * fps):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode())
+    return os.fsdecode(path)
+
+
+# Markup, quotes, ampersands (one already written as an entity) and bytes that are not UTF-8.
+HOSTILE_FOLDER = b'<i>photos & "more" \xe9'
+HOSTILE_NAMES = [b'<b>bold<b> & "quoted" &amp; caf\xe9.jpg',
+                 b"<img src=x onerror=alert(1)> 'single' \xff.jpg"]
+HOSTILE_CLIP = b'<u>clip & "v" \xe9.mp4'
+
+
+def test_hostile_file_names_show_as_text_in_chromium(browser, tmp_path):
+    """Every place a file name reaches the gallery -- link titles, alt texts, the video timeline, the
+    links themselves -- shows it as text (U+FFFD for bytes that are not UTF-8): no element is made of it."""
+    from selenium.webdriver.common.by import By
+
+    from facecluster.sources.skips import display_path
+
+    folder = os.path.join(os.fsencode(tmp_path), HOSTILE_FOLDER)
+    photos = [_synthetic_photo(Path(os.fsdecode(os.path.join(folder, name))), (200, 60 + 60 * k, 60))
+              for k, name in enumerate(HOSTILE_NAMES)]
+    clip = _synthetic_clip(os.path.join(folder, HOSTILE_CLIP))
+    box = (30, 170, 150, 70)
+    records = [make_record(path, box, np.zeros(128)) for path in photos]
+    records.append(make_video_record(clip, box, np.zeros(128), frame=10, time=1.0))
+    title = 'Odd <title> & "quotes" &amp;'
+    done = present(str(tmp_path / "out"), records, np.array([0, 0, 0]),
+                   PresentOptions(seed=1, gallery=GalleryOptions(title=title)))
+    _open(browser, done.pages[0])
+    assert browser.title == title
+    assert browser.find_element(By.TAG_NAME, "h1").text == title
+    assert browser.execute_script(
+        "return document.querySelectorAll('b, i, u, [onerror], script').length") == 0
+    assert len(browser.find_elements(By.TAG_NAME, "img")) == 1 + 3  # the montage and three thumbnails
+    assert _all_images_loaded(browser) == []
+
+    shown = [display_path(path) for path in photos] + [f"{display_path(clip)} at 0:01"]
+    assert "\ufffd" in shown[0] and "&amp;" in shown[0] and "<b>" in shown[0]
+    links = browser.find_elements(By.CSS_SELECTOR, ".faces a")
+    assert [link.get_attribute("title") for link in links] == shown
+    assert [link.find_element(By.TAG_NAME, "img").get_attribute("alt") for link in links] == [
+        f"face in {os.path.basename(name)}" for name in shown]
+    assert [_link_target(link.get_attribute("href")) for link in links] == [os.fsencode(p) for p in (*photos, clip)]
+
+    (moment,) = browser.find_elements(By.CSS_SELECTOR, ".timeline a")
+    assert moment.text == f"{os.path.basename(display_path(clip))} 0:01"
+    assert _link_target(moment.get_attribute("href")) == os.fsencode(clip)
+    assert moment.get_attribute("href").endswith("#t=1.00")
+    _screenshot(browser, "gallery_hostile_names.png")

@@ -118,10 +118,10 @@ def test_csv_content_exactly(tmp_path):
     path = tmp_path / "clusters.csv"
     write_clusters_csv(path, records, group_clusters(records, np.array([0, -1, 12])))
     assert path.read_bytes() == (
-        b"image,top,right,bottom,left,label,frame,time\n"
-        b"photos/a.jpg,1,20,30,4,0,,\n"
-        b'"photos/b, with comma.jpg",5,60,70,8,-1,,\n'
-        b'"photos/quote""d.jpg",-3,100,250,-2,12,,\n'
+        b"image,top,right,bottom,left,label,frame,time,name\n"
+        b"photos/a.jpg,1,20,30,4,0,,,\n"
+        b'"photos/b, with comma.jpg",5,60,70,8,-1,,,\n'
+        b'"photos/quote""d.jpg",-3,100,250,-2,12,,,\n'
     )
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -145,7 +145,7 @@ def test_csv_keeps_undecodable_names_byte_exact(tmp_path):
 def test_csv_empty_and_misaligned(tmp_path):
     path = tmp_path / "clusters.csv"
     write_clusters_csv(path, [], group_clusters([], np.array([], dtype=int)))
-    assert path.read_text() == "image,top,right,bottom,left,label,frame,time\n"
+    assert path.read_text() == "image,top,right,bottom,left,label,frame,time,name\n"
     with pytest.raises(ValueError):
         group_clusters([rec("x.jpg")], [0, 1])
 

@@ -34,10 +34,14 @@ class _Fake:
     """A detector stage that returns fixed boxes and counts its calls."""
 
     def __init__(self, boxes: list) -> None:
-        self.boxes, self.calls = boxes, 0
+        self.boxes, self.calls, self.quick_calls = boxes, 0, 0
 
     def detect(self, rgb: np.ndarray) -> list:
         self.calls += 1
+        return self.boxes
+
+    def quick_look(self, rgb: np.ndarray) -> list:
+        self.quick_calls += 1
         return self.boxes
 
 
@@ -49,6 +53,28 @@ def test_auto_pays_for_the_cnn_only_where_hog_finds_nothing() -> None:
     hog.boxes = []
     assert HogThenCnn(hog, cnn).detect(rgb) == [(5, 30, 30, 5)]  # type: ignore[arg-type]
     assert cnn.calls == 1
+
+
+def test_a_quick_look_is_the_first_look_alone(monkeypatch) -> None:
+    """Video frames: no larger look, no crop look where the first look finds nothing; the full look has both."""
+    looks: list[tuple[tuple[int, ...], int]] = []
+
+    def run(self, image: np.ndarray, upsample: int) -> list:
+        looks.append((image.shape[:2], upsample))
+        return []
+
+    monkeypatch.setattr(HogDetector, "_run", run)
+    rgb = np.zeros((300, 280, 3), np.uint8)  # shaped like a face crop, under 700 px: every look applies
+    assert HogDetector().detect(rgb) == [] and len(looks) == 3  # first look (2x), 4x look, crop look
+    looks.clear()
+    assert HogDetector().quick_look(rgb) == [] and looks == [((300, 280), 1)]  # the first look: 2x, by dlib
+    hog, cnn = _Fake([(1, 20, 20, 1)]), _Fake([(5, 30, 30, 5)])  # -d auto: HOG's first look, else the CNN's
+    assert HogThenCnn(hog, cnn).quick_look(rgb) == [(1, 20, 20, 1)] and cnn.quick_calls == 0  # type: ignore[arg-type]
+    hog.boxes = []
+    assert HogThenCnn(hog, cnn).quick_look(rgb) == [(5, 30, 30, 5)]  # type: ignore[arg-type]
+    assert (hog.quick_calls, cnn.quick_calls, hog.calls + cnn.calls) == (2, 1, 0)  # no full look of either
+    monkeypatch.setattr(HogDetector, "_run", lambda self, image, upsample: [(-4, 20, 20, 3)])
+    assert HogDetector().quick_look(rgb) == [(0, 20, 20, 3)]  # clipped to the photo
 
 
 def test_crop_look_maps_boxes_back_and_drops_mirrored_faces(monkeypatch) -> None:

@@ -16,6 +16,8 @@ from PIL import Image
 from conftest import ROOT, run_script
 from test_images import bad_folder
 
+from facecluster.files import OUTPUT_MARKER
+
 
 def awkward_real_folder(folder: Path, lfw: Path, fr_examples: Path) -> list[str]:
     """Real faces in every awkward form, plus the bad files; returns the real photos' names."""
@@ -89,7 +91,7 @@ def test_awkward_folder_through_both_scripts(tmp_path: Path, lfw: Path, fr_examp
     assert montages == [f"[INFO] faces for face ID: {label}" for label in (-1, 0, 1, 2)]  # np.unique order
     with open(output / "clusters.csv", newline="", errors="surrogateescape") as handle:  # raw bytes of odd names kept
         rows = list(csv.reader(handle))
-    assert rows[0] == ["image", "top", "right", "bottom", "left", "label", "frame", "time"]
+    assert rows[0] == ["image", "top", "right", "bottom", "left", "label", "frame", "time", "name"]
     assert len(rows) - 1 == len(records)
     assert (output / "index.html").exists() and list(output.glob("face_id_*.jpg"))
     assert list(output.glob("person_00/*"))
@@ -168,6 +170,7 @@ def test_cluster_errors(tmp_path: Path, kind: str, reason: str) -> None:
     elif kind == "folder":
         path.mkdir()
     (tmp_path / "out").mkdir()
+    (tmp_path / "out" / OUTPUT_MARKER).write_text("{}")  # an earlier run's output folder
     (tmp_path / "out" / "clusters.csv").write_text("earlier results")
     line = one_error_line(run_script("cluster_faces.py", "-e", str(path), "-o", str(tmp_path / "out")))
     assert line.startswith(f"[ERROR] {path}: ") and reason in line, line
@@ -230,7 +233,7 @@ def test_zero_faces_and_too_few(tmp_path: Path) -> None:
     out = run_script("cluster_faces.py", "-e", str(path), "-o", str(tmp_path / "out"))
     assert out.returncode == 0, out.stderr
     assert "[INFO] # unique faces: 0" in out.stdout and "no faces" in out.stderr
-    assert (tmp_path / "out" / "clusters.csv").read_text().strip() == "image,top,right,bottom,left,label,frame,time"
+    assert (tmp_path / "out" / "clusters.csv").read_text().strip() == "image,top,right,bottom,left,label,frame,time,name"
 
     rng = np.random.default_rng(1)
     path.write_bytes(pickle.dumps([{"imagePath": "a.jpg", "loc": (0, 1, 1, 0), "encoding": rng.normal(size=128)}] * 2))

@@ -318,7 +318,7 @@ def test_csv_and_json_place_video_faces(tmp_path: Path) -> None:
                make_video_record("v.mp4", (5, 60, 70, 8), np.zeros(128), 45, 1.5)]
     clusters = group_clusters(records, [0, 0])
     write_clusters_csv(tmp_path / "c.csv", records, clusters)
-    assert (tmp_path / "c.csv").read_text().splitlines()[1:] == ["a.jpg,1,20,30,4,0,,", "v.mp4,5,60,70,8,0,45,1.5"]
+    assert (tmp_path / "c.csv").read_text().splitlines()[1:] == ["a.jpg,1,20,30,4,0,,,", "v.mp4,5,60,70,8,0,45,1.5,"]
     write_clusters_json(tmp_path / "c.json", records, clusters)
     members = json.loads((tmp_path / "c.json").read_text())["clusters"][0]["members"]
     assert "time" not in members[0] and (members[1]["frame"], members[1]["time"]) == (45, 1.5)

@@ -58,9 +58,18 @@ fi
 # build above) already provides the module.
 $PIP install --no-deps -r requirements-nodeps.txt
 
+# The project itself, editable: every process of this environment -- the scripts,
+# and `dask scheduler` / `dask worker` started from .venv/bin, which unpickle
+# our tasks -- imports this checkout's facecluster, with no PYTHONPATH, and
+# keeps importing it after a `git pull` (no stale copy in site-packages).
+# --no-deps: the pinned requirements above are the dependencies.
+$PIP install --no-deps -e .
+
 # Prove the models load (this is where a missing pkg_resources used to bite), and
 # say what runs the CNN detector on a CPU (onnxruntime; numpy where it is missing).
-$VENV/bin/python -c 'from facecluster.detect.detectors import choose_detector; from facecluster.embed.encoders import choose_encoder; from facecluster.models.dlib_models import cuda_available
+# Run from / so that the import comes from the install, not the current folder.
+PY_ABS="$PWD/$VENV/bin/python"
+(cd / && "$PY_ABS" -c 'from facecluster.detect.detectors import choose_detector; from facecluster.embed.encoders import choose_encoder; from facecluster.models.dlib_models import cuda_available
 from facecluster.detect.mmod import load_detector
 for stage, _ in (choose_detector("auto"), choose_encoder("numpy", "small", 1)): stage.preload()
-print("[INFO] face models ready; dlib CUDA:", cuda_available(), "; CPU CNN backend:", load_detector().backend)'
+print("[INFO] face models ready; dlib CUDA:", cuda_available(), "; CPU CNN backend:", load_detector().backend)')

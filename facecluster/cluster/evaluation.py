@@ -24,10 +24,13 @@ nor punished for calling a face "unknown" except through those pairs.
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Sequence
 
 import numpy as np
+
+from ..files import open_regular
 
 CSV_HEADER = ("path", "identity")
 
@@ -199,7 +202,7 @@ def _read_key(csv_path: str) -> dict[str, str | None]:
         raise ValueError(f"labels file {csv_path!r} does not exist (expected 'folders' or a CSV with path,identity)")
     key: dict[str, str | None] = {}
     try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+        with io.TextIOWrapper(open_regular(csv_path), newline="", encoding="utf-8-sig") as handle:
             rows = csv.reader(handle)
             header = next(rows, None)
             if header is None or tuple(h.strip().lower() for h in header) != CSV_HEADER:

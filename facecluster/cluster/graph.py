@@ -123,11 +123,21 @@ def _ivf_knn(X: np.ndarray, k: int, jobs: int) -> NeighbourGraph:
     """Neighbours from a faiss inverted-file index (Jegou, Douze & Schmid,
     "Product quantization for nearest neighbor search", TPAMI 2011, Sec. IV;
     exact distances inside the scanned lists)."""
+    data = np.ascontiguousarray(X, dtype=np.float32)
+    index = ivf_index(data, jobs)
+    squared, indices = _search_in_chunks(index, data, k + 1)
+    del index
+    return _drop_self(indices, squared, k)
+
+
+def ivf_index(data: np.ndarray, jobs: int = -1):
+    """The faiss inverted-file index of ``data`` (float32, C order) that the approximate graph
+    searches, trained and filled; ``nprobe`` set as the graph uses it.  Search (facecluster/people)
+    queries the same index."""
     import faiss
 
     if jobs > 0:
         faiss.omp_set_num_threads(jobs)
-    data = np.ascontiguousarray(X, dtype=np.float32)
     n, d = data.shape
     lists = max(1, n // _IVF_FACES_PER_LIST)
     index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, lists)
@@ -138,9 +148,7 @@ def _ivf_knn(X: np.ndarray, k: int, jobs: int) -> NeighbourGraph:
     index.train(data[np.sort(sample)])
     index.add(data)
     index.nprobe = min(lists, _IVF_PROBES)
-    squared, indices = _search_in_chunks(index, data, k + 1)
-    del index
-    return _drop_self(indices, squared, k)
+    return index
 
 
 def _search_in_chunks(index, data: np.ndarray, k: int, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:

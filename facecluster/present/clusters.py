@@ -16,8 +16,9 @@ import json
 import logging
 import os
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # the C version when there is one
 
 import numpy as np
@@ -28,20 +29,43 @@ log = logging.getLogger(__name__)
 
 # A warning that could repeat per photo names this many, then counts the rest.
 NAMES_IN_A_WARNING = 3
+# A person's name in a file or folder name keeps at most this many characters.
+NAME_IN_FILES = 60
 
 
 # --------------------------------------------------------------------------
 # Names
 
 
-def montage_title(label: int) -> str:
-    """Window title of a cluster: ``"Face ID #3"``, or ``"Unknown Faces"`` for -1."""
-    return "Unknown Faces" if int(label) == UNKNOWN_LABEL else f"Face ID #{int(label)}"
+def montage_title(label: int, name: str | None = None) -> str:
+    """Window title of a cluster: ``"Face ID #3"``, ``"Ada Lovelace (Face ID #3)"`` when named,
+    or ``"Unknown Faces"`` for -1."""
+    if int(label) == UNKNOWN_LABEL:
+        return "Unknown Faces"
+    return f"{name} (Face ID #{int(label)})" if name else f"Face ID #{int(label)}"
 
 
-def person_dirname(label: int) -> str:
-    """Folder (and HTML anchor) name of a cluster: ``person_03``, or ``unknown``."""
-    return "unknown" if int(label) == UNKNOWN_LABEL else f"person_{int(label):02d}"
+def person_dirname(label: int, name: str | None = None) -> str:
+    """Folder name of a cluster: ``person_03``, ``person_03_Ada_Lovelace`` when named, or ``unknown``.
+
+    Without ``name`` it is also the cluster's HTML anchor.
+    """
+    if int(label) == UNKNOWN_LABEL:
+        return "unknown"
+    return f"person_{int(label):02d}" + (f"_{safe_name(name)}" if name and safe_name(name) else "")
+
+
+def safe_name(name: str) -> str:
+    """A person's name as part of a file name that every file system takes.
+
+    Letters and digits (any script, NFC) stay; anything else (spaces, ``/\\:*?"<>|``,
+    control characters, dots) becomes ``_``, runs of them one; at most
+    :data:`NAME_IN_FILES` characters.  ``"Ada Lovelace"`` -> ``"Ada_Lovelace"``,
+    ``"José  Ortega/y"`` -> ``"José_Ortega_y"``.
+    """
+    text = unicodedata.normalize("NFC", name)
+    kept = "".join(ch if ch.isalnum() or ch == "-" else "_" for ch in text)
+    return re.sub(r"_+", "_", kept).strip("_-")[:NAME_IN_FILES].strip("_-")
 
 
 def plural(count: int, word: str) -> str:
@@ -80,6 +104,15 @@ class Clusters:
     slices: dict[int, tuple[int, int]]  # label -> (start, end) in by_label
     photo_counts: dict[int, int]  # label -> distinct photos among its faces
     photos: int  # distinct photos among all faces
+    names: Mapping[int, str] = field(default_factory=dict)  # label -> person's name, for named clusters
+
+    def title(self, label: int) -> str:
+        """The cluster's title, with its person's name when it has one."""
+        return montage_title(label, self.names.get(int(label)))
+
+    def dirname(self, label: int) -> str:
+        """The cluster's folder name, with its person's name when it has one."""
+        return person_dirname(label, self.names.get(int(label)))
 
     def members(self, label: int) -> np.ndarray:
         """Record indices of the faces with ``label``, ascending."""
@@ -107,10 +140,11 @@ def check_aligned(records: Sequence[FaceRecord], labels) -> np.ndarray:
     return labels.astype(np.int64, copy=False)
 
 
-def group_clusters(records: Sequence[FaceRecord], labels) -> Clusters:
+def group_clusters(records: Sequence[FaceRecord], labels, names: Mapping[int, str] | None = None) -> Clusters:
     """Group the records by label in O(n log n): one sort, no scan per label.
 
-    ``labels`` holds one int per record (ValueError otherwise).
+    ``labels`` holds one int per record (ValueError otherwise); ``names`` the
+    person's name of the clusters that have one.
     """
     labels = check_aligned(records, labels)
     by_label = np.argsort(labels, kind="stable")
@@ -131,6 +165,7 @@ def group_clusters(records: Sequence[FaceRecord], labels) -> Clusters:
         slices=slices,
         photo_counts={int(label): int(count) for label, count in zip(per_label, counts)},
         photos=photos,
+        names={int(label): name for label, name in (names or {}).items() if name},
     )
 
 

@@ -15,25 +15,44 @@ from collections.abc import Mapping, Sequence
 
 from ..files import open_atomically
 from ..records import FaceRecord
-from .clusters import Clusters, json_string, json_text, montage_title, person_dirname
+from .clusters import Clusters, json_string, json_text
 
-CSV_HEADER = ("image", "top", "right", "bottom", "left", "label", "frame", "time")
+CSV_HEADER = ("image", "top", "right", "bottom", "left", "label", "frame", "time", "name")
 
 
 def write_clusters_csv(path: str | os.PathLike, records: Sequence[FaceRecord], clusters: Clusters) -> None:
-    """Write one row per face, in record order: ``image,top,right,bottom,left,label,frame,time``.
+    """Write one row per face, in record order: ``image,top,right,bottom,left,label,frame,time,name``.
 
     ``frame`` and ``time`` (seconds) place a face from a video; both are empty for a photo.
+    ``name`` is the person's name of a named cluster, empty otherwise (appended last, so
+    readers of the older columns by position are unaffected).
 
     ``image`` is the record's ``imagePath`` exactly; a name that is not valid
     UTF-8 keeps its original bytes (``surrogateescape``), so reading the file
-    back with ``errors="surrogateescape"`` gives a path that opens.
+    back with ``errors="surrogateescape"`` gives a path that opens.  The one
+    exception: a path that begins with ``=``, ``+``, ``-``, ``@``, a TAB or a CR
+    (which a spreadsheet would run as a formula) gets a ``'`` in front, as
+    spreadsheet tools expect (see :func:`spreadsheet_safe`).
     """
     with open_atomically(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
+        # csv quotes a field holding "\n" but, with "\n" line ends, not one holding a lone "\r",
+        # which every reader takes for a line end: such a row has every field quoted.
+        quoted = csv.writer(handle, lineterminator="\n", quoting=csv.QUOTE_ALL)
         writer.writerow(CSV_HEADER)
-        writer.writerows([record["imagePath"], *_box(record), label, record.get("frame", ""), record.get("time", "")]
-                         for record, label in zip(records, clusters.labels.tolist()))
+        for record, label in zip(records, clusters.labels.tolist()):
+            image, name = spreadsheet_safe(record["imagePath"]), spreadsheet_safe(clusters.names.get(label, ""))
+            (quoted if "\r" in image or "\r" in name else writer).writerow(
+                [image, *_box(record), label, record.get("frame", ""), record.get("time", ""), name])
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """``text`` with a ``'`` in front when it begins like a spreadsheet formula (CSV injection:
+    a crafted name ``=HYPERLINK(...)`` would run when the CSV is opened); otherwise unchanged."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def write_clusters_json(
@@ -43,7 +62,8 @@ def write_clusters_json(
 
     ``counts`` has ``faces``, ``images``, ``people`` and ``unknown_faces``;
     each cluster (Unknown Faces first, then people largest first) has
-    ``label``, ``name`` (its folder), ``title``, ``faces``, ``images`` and
+    ``label``, ``name`` (its folder), ``title``, ``person`` (the person's name, or null),
+    ``faces``, ``images`` and
     ``members``: ``[{"image": path, "box": [top, right, bottom, left]}, ...]``, with ``frame`` and
     ``time`` for a face from a video.
     ``run`` (e.g. the method used) is stored as given.  No encodings.
@@ -59,8 +79,8 @@ def write_clusters_json(
 
 def _cluster_json(records: Sequence[FaceRecord], clusters: Clusters, label: int) -> str:
     """One cluster as JSON text, one member per line (a huge cluster stays readable)."""
-    head = {"label": label, "name": person_dirname(label), "title": montage_title(label),
-            "faces": clusters.size(label), "images": clusters.photo_counts[label]}
+    head = {"label": label, "name": clusters.dirname(label), "title": clusters.title(label),
+            "person": clusters.names.get(label), "faces": clusters.size(label), "images": clusters.photo_counts[label]}
     members = ",\n      ".join(
         '{"image": ' + json_string(records[i]["imagePath"]) + ', "box": [%d, %d, %d, %d]' % _box(records[i])
         + _moment(records[i]) + "}"

@@ -26,7 +26,7 @@ from ..files import write_text_atomically
 from ..sources.images import LoadedImage
 from ..sources.skips import display_path
 from ..records import Box, FaceRecord
-from .clusters import Clusters, montage_title, person_dirname, plural
+from .clusters import Clusters, person_dirname, plural
 from .crops import PhotoReader, face_crop, placeholder_tile
 from .montage import TILE_SIZE
 from ..files import write_image
@@ -151,13 +151,13 @@ def _section(
 ) -> str:
     """One cluster's ``<section>``: heading, counts, folder link, montage and thumbnails."""
     esc = html.escape  # quote=True: safe inside attribute values too
-    anchor, heading, size = person_dirname(label), montage_title(label), clusters.size(label)
+    anchor, heading, size = person_dirname(label), clusters.title(label), clusters.size(label)
     noun = source_noun(records, clusters.members(label).tolist())
     meta = f"{plural(size, 'face')} in {plural(clusters.photo_counts[label], noun)}"
     if len(faces) < size:
         meta += f" &middot; the first {len(faces):,} shown"
     if folder is not None:  # organize() made this person's folder
-        meta += f' &middot; <a href="{esc(_href(folder, out_dir))}/">{esc(anchor)}/</a>'
+        meta += f' &middot; <a href="{esc(_href(folder, out_dir))}/">{esc(os.path.basename(folder))}/</a>'
     picture = ""
     if montage is not None and os.path.isfile(montage):
         source = esc(_href(montage, out_dir))
@@ -207,7 +207,7 @@ def _page(title: str, summary: str, labels: Sequence[int], clusters: Clusters, s
     """One whole HTML page."""
     esc = html.escape
     people = "\n".join(
-        f'<a href="#{person_dirname(label)}">{esc(montage_title(label))} <small>({clusters.size(label):,})</small></a>'
+        f'<a href="#{person_dirname(label)}">{esc(clusters.title(label))} <small>({clusters.size(label):,})</small></a>'
         for label in labels
     )
     return f"""<!doctype html>

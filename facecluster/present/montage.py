@@ -14,6 +14,7 @@ import numpy as np
 from imutils import build_montages
 from ..records import FaceRecord
 from ..records import UNKNOWN_LABEL
+from .clusters import safe_name
 from .crops import PhotoReader, face_crop, placeholder_tile
 
 TILE_SIZE = 96
@@ -46,8 +47,11 @@ def cluster_montage(
     return build_montages([cropped[index] for index in chosen], (TILE_SIZE, TILE_SIZE), (side, side))[0]
 
 
-def montage_filename(label: int) -> str:
-    """File name of a cluster's montage: ``face_id_03.jpg``, or ``unknown_faces.jpg``."""
-    return "unknown_faces.jpg" if int(label) == UNKNOWN_LABEL else f"face_id_{int(label):02d}.jpg"
+def montage_filename(label: int, name: str | None = None) -> str:
+    """File name of a cluster's montage: ``face_id_03.jpg``, ``face_id_03_Ada_Lovelace.jpg`` when
+    named (:func:`~.clusters.safe_name`), or ``unknown_faces.jpg``."""
+    if int(label) == UNKNOWN_LABEL:
+        return "unknown_faces.jpg"
+    return f"face_id_{int(label):02d}" + (f"_{safe_name(name)}" if name and safe_name(name) else "") + ".jpg"
 
 

@@ -1,5 +1,7 @@
 """Person folders: each person's photos in ``person_00/``, ``person_01/`` ... and ``unknown/``.
 
+A named person's folder carries the name: ``person_03_Ada_Lovelace/``.
+
 A photo of two people is in both folders; photos that share a file name are
 told apart.  Re-running into the same folder updates it in place and removes
 only what an earlier run placed there (listed in a manifest).
@@ -7,6 +9,8 @@ only what an earlier run placed there (listed in a manifest).
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import logging
 import os
@@ -16,11 +20,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
-from ..files import replace_atomically, write_text_atomically
+
+from ..files import fit_name, open_regular, replace_atomically, write_text_atomically
+from ..records import FaceRecord, is_from_video
+from ..sources.folder import is_photo_or_video
 from ..sources.skips import display_path
-from ..records import FaceRecord
-from .clusters import Clusters, json_text, person_dirname, warn_about_photos
-from ..records import is_from_video
+from .clusters import Clusters, json_text, plural, warn_about_photos
 from .video import write_stills
 
 log = logging.getLogger(__name__)
@@ -37,12 +42,15 @@ class Organized:
     folders: dict[int, str] = field(default_factory=dict)  # label -> folder
     placed: int = 0  # files now in the folders (new or already up to date)
     missing: list[str] = field(default_factory=list)  # photos that were not there any more
+    not_media: list[str] = field(default_factory=list)  # records whose file is not a photo or video: never copied
+    failed: list[str] = field(default_factory=list)  # "photo: reason" for those that could not be placed
 
 
 def _plan_names(sources: Iterable[str]) -> dict[str, str]:
     """Give each photo of one folder a file name no other photo there has.
 
-    Photos keep their own name unless another photo of the folder has the
+    Photos keep their own name (cut short, with a digest of the path, where
+    it would not fit in 255 bytes) unless another photo of the folder has the
     same one (``a/img.jpg`` and ``b/img.jpg``); those become ``img (a).jpg``
     and ``img (b).jpg``.  Names are compared case-insensitively, since the
     output may sit on a case-insensitive disk.  Deterministic: the same
@@ -50,20 +58,20 @@ def _plan_names(sources: Iterable[str]) -> dict[str, str]:
     """
     groups: dict[str, list[str]] = defaultdict(list)
     for source in sorted(set(sources)):
-        groups[os.path.basename(source).casefold()].append(source)
+        groups[fit_name(os.path.basename(source), source).casefold()].append(source)
     taken = {key for key, group in groups.items() if len(group) == 1}
     names: dict[str, str] = {}
     for key in sorted(groups):
         group = groups[key]
         if len(group) == 1:
-            names[group[0]] = os.path.basename(group[0])
+            names[group[0]] = fit_name(os.path.basename(group[0]), group[0])
             continue
         for source in group:
             stem, extension = os.path.splitext(os.path.basename(source))
             parent = os.path.basename(os.path.dirname(source)) or "root"
-            candidate, number = f"{stem} ({parent}){extension}", 2
+            candidate, number = fit_name(f"{stem} ({parent}){extension}", source), 2
             while candidate.casefold() in taken:
-                candidate, number = f"{stem} ({parent} {number}){extension}", number + 1
+                candidate, number = fit_name(f"{stem} ({parent} {number}){extension}", f"{source} {number}"), number + 1
             taken.add(candidate.casefold())
             names[source] = candidate
     return names
@@ -87,19 +95,30 @@ def _same_link(source: str, target: str) -> bool:
         return False
 
 
+# What os.symlink raises where the disk or the system has no symlinks (Windows without the
+# privilege, FAT/exFAT, some network disks); any other error is that file's own trouble.
+_NO_SYMLINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS)
+
+
 def _place(source: str, target: str, mode: str) -> str:
     """Put ``source`` at ``target`` as a copy or symlink; returns the mode used.
 
     Made under a unique temporary name and renamed over ``target``, so an
     existing entry is replaced in one step and never left half-written.
+    Falls back to a copy only where symlinks can't be made at all; other
+    errors (``OSError``) are raised for the caller to report.
     """
     if mode == "link":
         try:
             replace_atomically(target, lambda temporary: os.symlink(source, temporary))
             return "link"
-        except (OSError, NotImplementedError) as error:
-            # e.g. Windows without the privilege, FAT/exFAT, some network disks
+        except NotImplementedError as error:
             log.warning("cannot make symlinks in %s (%s): copying instead", display_path(os.path.dirname(target)), error)
+        except OSError as error:
+            if error.errno not in _NO_SYMLINKS:
+                raise
+            log.warning("cannot make symlinks in %s (%s): copying instead", display_path(os.path.dirname(target)),
+                        error.strerror)
     replace_atomically(target, lambda temporary: shutil.copy2(source, temporary))
     return "copy"
 
@@ -113,7 +132,7 @@ def _is_placed_name(relative: str) -> bool:
     parts = relative.split("/")
     return (
         len(parts) == 2
-        and re.fullmatch(r"person_\d+|unknown", parts[0]) is not None
+        and re.fullmatch(r"person_\d+(_[^/\\.]+)?|unknown", parts[0]) is not None
         and parts[1] not in ("", ".", "..")
         and "\\" not in parts[1]
     )
@@ -121,7 +140,7 @@ def _is_placed_name(relative: str) -> bool:
 
 def _read_manifest(path: str) -> set[str]:
     try:
-        with open(path, encoding="utf-8") as handle:
+        with io.TextIOWrapper(open_regular(path), encoding="utf-8") as handle:
             return {entry for entry in json.load(handle).get("files", []) if isinstance(entry, str)}
     except (OSError, ValueError, AttributeError, TypeError):
         return set()
@@ -158,13 +177,17 @@ def organize(
         # Absolute targets: links keep working wherever out_dir is opened from.
         members = clusters.members(label).tolist()
         sources = {os.path.abspath(records[i]["imagePath"]) for i in members if not is_from_video(records[i])}
-        result.folders[label] = _fill_folder(out_dir, person_dirname(label), sources, result, current)
-        stills, unreadable = write_stills(result.folders[label], person_dirname(label), records, members, current)
+        result.folders[label] = _fill_folder(out_dir, clusters.dirname(label), sources, result, current)
+        stills, unreadable = write_stills(result.folders[label], clusters.dirname(label), records, members, current)
         result.placed += stills  # a still of each appearance in a video
         result.missing.extend(unreadable)
     _remove_stale(out_dir, previous - current)
     result.missing = sorted(set(result.missing))
     warn_about_photos("photos not found, not organized", result.missing)
+    warn_about_photos("files that are not photos or videos, not organized", sorted(set(result.not_media)))
+    if result.failed:
+        log.warning("could not place %s in the person folders: %s%s", plural(len(result.failed), "photo"),
+                    result.failed[0], f" and {len(result.failed) - 1:,} more" if len(result.failed) > 1 else "")
     write_text_atomically(manifest_path, json_text({"version": 1, "mode": result.mode, "files": sorted(current)}) + "\n")
     return result
 
@@ -185,10 +208,18 @@ def _fill_folder(out_dir: str, folder_name: str, sources: set[str], result: Orga
             if os.path.lexists(target):  # a copy may be all that is left: keep it
                 current.add(relative)
             continue
-        current.add(relative)
         up_to_date = _same_link(source, target) if result.mode == "link" else _same_copy(source, target)
+        if not up_to_date and not is_photo_or_video(source):  # a crafted record: /etc/passwd is never copied
+            result.not_media.append(source)
+            continue
+        current.add(relative)
         if not up_to_date:
-            result.mode = _place(source, target, result.mode)
+            try:
+                result.mode = _place(source, target, result.mode)
+            except OSError as error:  # this photo's own trouble (a full disk is every photo's): the rest go on
+                result.failed.append(f"{display_path(source)}: {error.strerror or error}")
+                current.discard(relative)
+                continue
         result.placed += 1
     return folder
 

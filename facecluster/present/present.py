@@ -18,13 +18,14 @@ from typing import Literal
 
 import numpy as np
 from ..records import FaceRecord
-from .clusters import Clusters, group_clusters, montage_title
+from .clusters import Clusters, group_clusters
 from .crops import PhotoReader
 from .export import write_clusters_csv, write_clusters_json
 from .gallery import GalleryOptions, write_gallery
 from .montage import cluster_montage, montage_filename
 from ..files import write_image
 from .organize import organize
+from .output import mark
 from .windows import show_montages
 
 DEFAULT_MAX_MONTAGES = 100
@@ -39,6 +40,7 @@ class PresentOptions:
     seed: int = 0  # seeds the montage sampling
     max_montages: int = DEFAULT_MAX_MONTAGES  # montages and gallery sections, largest clusters first
     run: Mapping = field(default_factory=dict)  # stored under "run" in clusters.json
+    names: Mapping[int, str] = field(default_factory=dict)  # label -> person's name, for named clusters
     gallery: GalleryOptions = GalleryOptions()
 
 
@@ -62,7 +64,7 @@ def present(out_dir: str | None, records: Sequence[FaceRecord], labels, options:
     """
     if options.max_montages < 1:
         raise ValueError(f"max_montages must be at least 1, got {options.max_montages}")
-    clusters = group_clusters(records, labels)
+    clusters = group_clusters(records, labels, options.names)
     shown = clusters.order[:options.max_montages]
     done = Presented(left_out=len(clusters.order) - len(shown))
     if done.left_out:
@@ -90,6 +92,7 @@ def _files_and_folders(out_dir: str, records: Sequence[FaceRecord], clusters: Cl
     Returns the person folders by label (empty without ``options.organize``).
     """
     os.makedirs(out_dir, exist_ok=True)
+    mark(out_dir)
     write_clusters_csv(os.path.join(out_dir, "clusters.csv"), records, clusters)
     write_clusters_json(os.path.join(out_dir, "clusters.json"), records, clusters, options.run)
     if not options.organize:
@@ -109,9 +112,9 @@ def _montages(out_dir: str | None, records: Sequence[FaceRecord], clusters: Clus
     """
     montages = _each_montage(records, clusters, shown, options.seed, reader)
     if out_dir is not None:
-        montages = _written(out_dir, montages, done.montages)
+        montages = _written(out_dir, montages, done.montages, clusters.names)
     if options.show_windows:
-        show_montages((montage_title(label), image) for label, image in montages)
+        show_montages((clusters.title(label), image) for label, image in montages)
     if out_dir is not None:
         for _ in montages:  # whatever the windows did not get to
             pass
@@ -122,7 +125,7 @@ def _remove_stale_montages(out_dir: str, written: Mapping[int, str]) -> None:
     """Remove montage files an earlier run left for clusters this run has not got (or leaves out)."""
     wanted = {os.path.basename(path) for path in written.values()}
     for name in os.listdir(out_dir):
-        if re.fullmatch(r"face_id_\d+\.jpg|unknown_faces\.jpg", name) and name not in wanted:
+        if re.fullmatch(r"face_id_\d+(_[^/\\.]+)?\.jpg|unknown_faces\.jpg", name) and name not in wanted:
             os.unlink(os.path.join(out_dir, name))
 
 
@@ -132,14 +135,16 @@ def _each_montage(records: Sequence[FaceRecord], clusters: Clusters, shown: list
     of at most 25 faces for each -- one at a time, so memory stays flat."""
     rng = np.random.default_rng(seed)
     for label in shown:
-        print("[INFO] faces for face ID: {}".format(label))
+        name = f" ({clusters.names[label]})" if label in clusters.names else ""
+        print("[INFO] faces for face ID: {}{}".format(label, name))
         yield label, cluster_montage(records, clusters.members(label), rng, reader)
 
 
 def _written(out_dir: str, montages: Iterator[tuple[int, np.ndarray]],
-             files: dict[int, str]) -> Iterator[tuple[int, np.ndarray]]:
-    """Pass the montages on after writing each to ``out_dir``; records the files in ``files``."""
+             files: dict[int, str], names: Mapping[int, str]) -> Iterator[tuple[int, np.ndarray]]:
+    """Pass the montages on after writing each to ``out_dir`` (named by ``names``, label -> person's
+    name); records the files in ``files``."""
     for label, image in montages:
-        files[label] = os.path.join(out_dir, montage_filename(label))
+        files[label] = os.path.join(out_dir, montage_filename(label, names.get(label)))
         write_image(files[label], image)
         yield label, image

@@ -17,6 +17,8 @@ import html
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from ..files import fit_name
 from ..records import FaceRecord, is_from_video
 from ..sources.skips import ImageSkipped, display_path
 from ..sources.video import video_frames
@@ -95,7 +97,7 @@ def timeline_html(found: list[Appearance], href_of) -> str:
 def still_name(path: str, time: float) -> str:
     """File name of a still from ``path`` at ``time`` in a person folder: ``clip.mp4 at 0m12.5s.jpg``."""
     minutes, seconds = divmod(time, 60)
-    return f"{os.path.basename(path)} at {int(minutes)}m{seconds:04.1f}s.jpg"
+    return fit_name(f"{os.path.basename(path)} at {int(minutes)}m{seconds:04.1f}s.jpg", f"{path} {time}")
 
 
 def write_stills(folder: str, folder_name: str, records: Sequence[FaceRecord], indices: Sequence[int],

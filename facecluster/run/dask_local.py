@@ -96,8 +96,9 @@ def local_cluster(log_folder: Path, workers: int = 2, scheduler_env: dict[str, s
                   worker_options: tuple[str, ...] = (), timeout: float = 120) -> Iterator[LocalCluster]:
     """A scheduler and ``workers`` single-thread workers on 127.0.0.1, joined, then stopped.
 
-    The processes import this project through ``PYTHONPATH``, as a worker
-    machine would with the project installed.  Logs go to ``log_folder``.
+    The processes import this checkout through ``PYTHONPATH``, whichever
+    checkout ``make install`` put into the environment (as a worker machine
+    imports its install).  Logs go to ``log_folder``.
     """
     path = os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")]))
     env = dict(os.environ, **QUIET_SETTINGS, PYTHONPATH=path)

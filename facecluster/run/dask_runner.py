@@ -8,14 +8,16 @@ the encodings file are exactly those of a local run.  Everything else stays
 on this machine: listing, reuse, the cache, the summary (and clustering).
 
 :func:`connect` checks the cluster before any work, each failure one line
-(:class:`DaskError`, exit 2): the scheduler is reachable and has workers,
-the workers run the same versions and code, they load the models (a worker
+(:class:`DaskError`, exit 2): the scheduler is reachable, runs this project
+at the same versions (it unpickles the tasks) and has workers, the workers
+run the same versions and code, they load the models (a worker
 plugin, once per worker process), and they see the photos -- or else the
 photos are sent from here.  See docs/dask.md.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import time
@@ -24,9 +26,9 @@ from dataclasses import replace
 from typing import Callable, Iterator
 
 from .photo_cache import PhotoResult
+from ..files import open_regular
 from ..sources.folder import Listing
-from ..sources.skips import display_path
-from ..sources.skips import skipped_for_oserror
+from ..sources.skips import display_path, skipped_for_oserror
 from .pipeline import CRASHED, Method
 
 PHOTO_MODES = ("auto", "shared", "send")
@@ -37,6 +39,10 @@ WINDOW_PER_THREAD = 3  # Dask tasks in flight per worker thread: enough to keep 
 # then shared.  Each pipeline task still runs on its own, so results are the same.
 PHOTOS_PER_DASK_TASK = 4
 WINDOW_REFRESH = 5.0  # seconds between looks at how many threads the cluster has now
+# A Dask scheduler greets a new connection at once (its handshake, in ms); a listener that says
+# nothing for this long (or Dask's connect timeout, if shorter) is not one.
+HANDSHAKE_TIMEOUT = 10.0
+DEFAULT_PORT = 8786
 
 
 class DaskError(Exception):
@@ -54,8 +60,11 @@ def connect(address: str, method: Method, listing: Listing, photos: str = "auto"
     for a first worker, is Dask's ``distributed.comm.timeouts.connect`` (30 s;
     ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=10s`` waits less).
     """
-    client = _client(address)
+    address = check_address(address)
     timeout = _connect_timeout()
+    if address.startswith("tcp://"):
+        probe_scheduler(address, min(timeout, HANDSHAKE_TIMEOUT))
+    client = _client(address)
     try:
         threads = _check_cluster(client, address, method, timeout)
         send, why = _photo_mode(client, listing, photos)
@@ -66,6 +75,92 @@ def connect(address: str, method: Method, listing: Listing, photos: str = "auto"
     return DaskRunner(client, send)
 
 
+def check_address(address: str) -> str:
+    """``address`` as Dask spells it (``tcp://HOST:PORT``; a bare ``HOST[:PORT]`` is TCP on port 8786);
+    :class:`DaskError` with one line for anything else (``http://``, ``inproc://``, a typo).
+
+    ``tls://`` is passed on only when Dask's TLS settings (``distributed.comm.tls``) are configured.
+    """
+    _require_distributed()  # its settings (timeouts, TLS) join Dask's config when it is imported
+    import dask.config
+
+    scheme, found, rest = address.strip().partition("://")
+    if not found:
+        scheme, rest = "tcp", address.strip()
+    usage = f"--dask {address}: give the scheduler's address as tcp://HOST:PORT (e.g. tcp://10.0.0.5:{DEFAULT_PORT})"
+    if scheme not in ("tcp", "tls"):
+        raise DaskError(f"{usage}; {scheme}:// is not a Dask scheduler's protocol here")
+    host, port = _host_and_port(rest)
+    if not host or port is None or not 0 < port < 65536 or any(c in host for c in "/?#@ "):
+        raise DaskError(usage)
+    if scheme == "tls" and not dask.config.get("distributed.comm.tls.ca-file", None):
+        raise DaskError(f"--dask {address}: TLS needs Dask's security settings (distributed.comm.tls: ca-file, and "
+                        "the client's cert and key; docs/dask.md); without them use tcp:// on a private network "
+                        "or through an SSH tunnel")
+    return f"{scheme}://{host}:{port}"
+
+
+def _host_and_port(rest: str) -> tuple[str, int | None]:
+    """``("HOST", PORT)`` from ``HOST[:PORT]`` or ``[IPv6][:PORT]``; the port is ``None`` when it is no number."""
+    if rest.startswith("["):
+        host, _, tail = rest.partition("]")
+        host, port_text = host + "]", tail[1:] if tail.startswith(":") else tail or ""
+        if tail and not tail.startswith(":"):
+            return host, None
+    elif rest.count(":") > 1:  # an IPv6 address needs its brackets
+        return "", None
+    else:
+        host, _, port_text = rest.partition(":")
+    try:
+        return host, int(port_text) if port_text else DEFAULT_PORT
+    except ValueError:
+        return host, None
+
+
+def probe_scheduler(address: str, timeout: float) -> None:
+    """Connect to ``address`` (tcp://) and read the first bytes a Dask scheduler sends; :class:`DaskError`
+    if it can't be reached, says nothing within ``timeout`` s, or says something else (an HTTP server ...).
+
+    Dask's own client would wait forever on a silent listener and try to allocate
+    exabytes for an HTTP reply; this look first costs one round trip.
+    """
+    import socket
+    import struct
+
+    host, port = _host_and_port(address.removeprefix("tcp://"))
+    try:
+        connection = socket.create_connection((host.strip("[]"), port), timeout=timeout)
+    except OSError as error:  # refused, no route, unknown host, a timeout
+        reason = error.strerror or _one_line(error) if not isinstance(error, TimeoutError) else f"no answer in {timeout:.0f} s"
+        raise DaskError(f"cannot reach the Dask scheduler at {address}: {reason}") from None
+    with connection:
+        greeting = _first_bytes(connection, 16, timeout)
+    if not greeting:
+        raise DaskError(f"{address} is not a Dask scheduler: it took the connection but said nothing in "
+                        f"{timeout:.0f} s (a scheduler greets at once); check the host and port")
+    total, frames = struct.unpack("<QQ", greeting.ljust(16, b"\0"))
+    if len(greeting) < 16 or not 0 < total < 2**20 or not 0 < frames < 1000:
+        shown = greeting.decode("ascii", "replace").encode("unicode_escape").decode()
+        raise DaskError(f"{address} is not a Dask scheduler: it answered {shown!r}..., not Dask's handshake; "
+                        "check the host and port")
+
+
+def _first_bytes(connection, count: int, timeout: float) -> bytes:
+    """Up to ``count`` bytes the peer sends within ``timeout`` seconds (fewer if it stops or closes)."""
+    received = b""
+    deadline = time.monotonic() + timeout
+    while len(received) < count and time.monotonic() < deadline:
+        connection.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = connection.recv(count - len(received))
+        except OSError:  # a timeout, or a reset
+            break
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
 def _connect_timeout() -> float:
     """Dask's own connect timeout, in seconds."""
     import dask.config
@@ -74,12 +169,19 @@ def _connect_timeout() -> float:
     return float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="s"))
 
 
-def _client(address: str):
-    """A connected ``distributed.Client``; :class:`DaskError` if the scheduler can't be reached."""
+def _require_distributed() -> None:
+    """Import Dask distributed; :class:`DaskError` with one line where it is not installed."""
     try:
-        from distributed import Client
+        importlib.import_module("distributed")
     except ImportError as error:
         raise DaskError(f"--dask needs Dask distributed on this machine ({error}): pip install -r requirements.txt") from None
+
+
+def _client(address: str):
+    """A connected ``distributed.Client``; :class:`DaskError` if the scheduler can't be reached."""
+    _require_distributed()
+    from distributed import Client
+
     # Dask's own warnings (a result re-fetched after its worker died ...) are
     # handled here; the workers' logs keep the details.
     logging.getLogger("distributed").setLevel(logging.ERROR)
@@ -95,11 +197,21 @@ def _one_line(error: BaseException) -> str:
 
 
 def _check_cluster(client, address: str, method: Method, timeout: float) -> dict[str, int]:
-    """Workers present, same versions, models loaded on each; returns their thread counts."""
+    """Scheduler and workers run this project at the same versions, models load on each worker;
+    returns the workers' thread counts."""
     from distributed import TimeoutError as DaskTimeout
 
     from . import dask_tasks
 
+    ours = dask_tasks.environment()
+    try:  # recent distributed unpickles every task graph on the scheduler
+        scheduler = client.run_on_scheduler(dask_tasks.environment)
+    except Exception as error:  # a scheduler without this project can't even unpickle the check
+        raise DaskError(f"the Dask scheduler cannot run facecluster ({type(error).__name__}: {_one_line(error)}):"
+                        " start it from the .venv that make install made (docs/dask.md)") from None
+    mismatch = version_mismatch(ours, {address: scheduler}, "scheduler")
+    if mismatch:
+        raise DaskError(mismatch)
     try:
         client.wait_for_workers(1, timeout=timeout)
     except (DaskTimeout, TimeoutError):
@@ -109,7 +221,7 @@ def _check_cluster(client, address: str, method: Method, timeout: float) -> dict
     except Exception as error:  # a worker without this project can't even unpickle the check
         raise DaskError(f"the Dask workers cannot run facecluster ({type(error).__name__}: {_one_line(error)}):"
                         " install this project on every worker (docs/dask.md)") from None
-    mismatch = version_mismatch(dask_tasks.environment(), theirs)
+    mismatch = version_mismatch(ours, theirs)
     if mismatch:
         raise DaskError(mismatch)
     try:
@@ -120,12 +232,13 @@ def _check_cluster(client, address: str, method: Method, timeout: float) -> dict
     return client.nthreads()
 
 
-def version_mismatch(ours: dict[str, str], theirs: dict[str, dict[str, str]]) -> str | None:
-    """The one line naming the first difference between this machine and a worker, or ``None``."""
-    for worker, versions in sorted(theirs.items()):
+def version_mismatch(ours: dict[str, str], theirs: dict[str, dict[str, str]], role: str = "worker") -> str | None:
+    """The one line naming the first difference between this machine and a Dask ``role``
+    (``theirs``: each one's address and versions), or ``None``."""
+    for where, versions in sorted(theirs.items()):
         for name, version in ours.items():
             if versions.get(name) != version:
-                return (f"version mismatch between this machine and Dask worker {worker}: {name} {version} here,"
+                return (f"version mismatch between this machine and Dask {role} {where}: {name} {version} here,"
                         f" {versions.get(name, 'missing')} there; install the same versions everywhere")
     return None
 
@@ -268,7 +381,7 @@ def _read(task: list[str], unreadable: list[PhotoResult]):
     sent = []
     for path in task:
         try:
-            with open(path, "rb") as handle:
+            with open_regular(path) as handle:
                 info = os.fstat(handle.fileno())
                 sent.append(SentPhoto(path, handle.read(), info.st_size, info.st_mtime_ns))
         except OSError as error:

@@ -2,9 +2,9 @@
 
 Kept apart from :mod:`facecluster.run.dask_runner` (the client side) so
 that the workers unpickle only this and the pipeline.  Every function here is
-sent by reference, so a worker must have the project installed (or on its
-``PYTHONPATH``), at the same version: :func:`environment` is how the client
-checks that.
+sent by reference, so a worker -- and the scheduler, which unpickles the
+tasks -- must have the project installed (``make install``), at the same
+version: :func:`environment` is how the client checks that.
 """
 
 from __future__ import annotations

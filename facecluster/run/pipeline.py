@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from collections import Counter, deque
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -70,9 +71,12 @@ class Method:
         self.detector.preload()
         self.encoder.preload()
 
-    def find_faces(self, rgbs: list[np.ndarray]) -> list[list[Face]]:
-        """Detect, then encode, every face in each RGB picture; boxes in its pixels."""
-        box_lists = self.detector.detect_batch(rgbs)
+    def find_faces(self, rgbs: list[np.ndarray], quick: bool = False) -> list[list[Face]]:
+        """Detect, then encode, every face in each RGB picture; boxes in its pixels.
+
+        ``quick``: the detector's first look only (:meth:`~facecluster.detect.detectors.Detector.quick_look`).
+        """
+        box_lists = [self.detector.quick_look(rgb) for rgb in rgbs] if quick else self.detector.detect_batch(rgbs)
         encoding_lists = self.encoder.encode_batch(rgbs, box_lists)
         return [[Face(box, enc) for box, enc in zip(boxes, encs)] for boxes, encs in zip(box_lists, encoding_lists)]
 
@@ -93,7 +97,28 @@ class RunSummary:
         return Counter(skip.category for skip in self.skipped)
 
 
-def _worker_init() -> None:
+def die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when its parent dies, even by SIGKILL (Linux; elsewhere nothing).
+
+    ``parent`` is the parent's pid as it forked us: if it is already gone, exit now.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):  # no libc prctl: the SIGTERM handler still stops us
+            pass
+    if os.getppid() != parent:  # the parent died between fork and prctl
+        os._exit(1)
+
+
+def _worker_init(parent: int) -> None:
+    # A worker never outlives the run: killed with it, even by SIGKILL (a worker holds
+    # 200+ MB and the cache open).
+    die_with_parent(parent)
     # One BLAS thread per process: the processes already use every core.
     from threadpoolctl import threadpool_limits
 
@@ -121,7 +146,12 @@ def _load(path: str) -> tuple[LoadedImage | None, PhotoResult | None]:
 
 
 def _with_faces(path: str, image: LoadedImage, faces: list[Face]) -> PhotoResult:
-    """The photo's result, its boxes mapped back to the original's pixels."""
+    """The photo's result, its boxes mapped back to the original's pixels.
+
+    A face whose encoding is not finite (a degenerate crop) is not a face:
+    NaN would make the whole encodings file unusable for clustering.
+    """
+    faces = [face for face in faces if np.isfinite(face.encoding).all()]
     if image.scale != 1.0:
         faces = [Face(scale_box(face.box, 1 / image.scale), face.encoding) for face in faces]
     return PhotoResult(path, "faces" if faces else "no-face", faces)
@@ -180,7 +210,27 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     # (about a second apiece).  Elsewhere fork is unsafe: spawn, and load lazily.
     start_method = "fork" if sys.platform.startswith("linux") else "spawn"
     context = multiprocessing.get_context(start_method)
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init)
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),))
+
+
+@contextmanager
+def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """A pool of ``workers`` processes, shut down when the block ends.
+
+    On an exception (Ctrl-C, SIGTERM, an error) the workers are killed at once
+    rather than waited for: a photo in flight may take seconds, and a run that
+    was told to stop must stop.  Killed or not, they never outlive this
+    process (:func:`die_with_parent`).
+    """
+    pool = _pool(workers)
+    try:
+        yield pool
+    except BaseException:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):  # no public call before 3.14
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 Runner = Callable[[list[list[str]], Method, int], Iterator[PhotoResult]]
@@ -200,7 +250,7 @@ def run_in_processes(tasks: list[list[str]], method: Method, workers: int) -> It
     queue = deque(tasks)
     while queue:
         suspects: list[list[str]] = []
-        with _pool(workers) as pool:
+        with worker_pool(workers) as pool:
             in_flight: dict[Future, list[str]] = {}
             try:
                 while queue or in_flight:
@@ -219,7 +269,7 @@ def run_in_processes(tasks: list[list[str]], method: Method, workers: int) -> It
 
 
 def _encode_isolated(path: str, method: Method) -> PhotoResult:
-    with _pool(1) as pool:
+    with worker_pool(1) as pool:
         try:
             return pool.submit(encode_photos, [path], method).result()[0]
         except BrokenProcessPool:

@@ -9,12 +9,16 @@ raw path bytes (names need not be UTF-8):
 - ``<encodings>.skipped.txt``: photos that could not be used, one
   ``PATH<TAB>CATEGORY<TAB>REASON`` per line.
 
+In both, a backslash, TAB, newline or CR inside a name is written ``\\``,
+``\t``, ``\n``, ``\r`` (see :func:`list_field`), so every line is one photo.
+
 A list with nothing in it is not written, and one left by an earlier run is removed.
 """
 
 from __future__ import annotations
 
 import os
+import re
 
 from .. import cli
 from ..files import write_atomically
@@ -43,12 +47,24 @@ def _write_list(path: str, lines: list[bytes]) -> None:
         pass
 
 
+_ESCAPES = {b"\\": b"\\\\", b"\t": b"\\t", b"\n": b"\\n", b"\r": b"\\r"}
+
+
+def list_field(text: str) -> bytes:
+    """A path or reason as one field of a list line: its raw bytes, with ``\\``, TAB, LF and CR escaped."""
+    raw = os.fsencode(text)
+    if not any(byte in raw for byte in b"\\\t\n\r"):
+        return raw
+    return re.sub(rb"[\\\t\n\r]", lambda m: _ESCAPES[m.group()], raw)
+
+
 def write_lists(summary: RunSummary, encodings_path: str) -> None:
     """The two lists beside ``encodings_path`` (see the module docstring)."""
-    _write_list(no_face_list_path(encodings_path), [os.fsencode(path) for path in summary.no_face])
+    _write_list(no_face_list_path(encodings_path), [list_field(path) for path in summary.no_face])
     _write_list(
         skipped_list_path(encodings_path),
-        [b"\t".join((os.fsencode(skip.path), skip.category.encode(), skip.reason.encode())) for skip in summary.skipped],
+        [b"\t".join((list_field(skip.path), list_field(skip.category), list_field(skip.reason)))
+         for skip in summary.skipped],
     )
 
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import math
 import os
-import sqlite3
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
-from .photo_cache import cache_path_for, delete_gone
+from .photo_cache import SqliteCache, cache_path_for, connect, delete_gone
 from ..records import ENCODING_SIZE
 from .tracks import Sighting, Track
 
@@ -93,41 +93,47 @@ def _ms(seconds: float) -> int:
     return int(round(seconds * 1000))
 
 
-class SegmentCache:
-    """Finished segments by (video, options, start); see the module docstring."""
+class SegmentCache(SqliteCache):
+    """Finished segments by (video, options, start); see the module docstring.
+
+    Opened, and its errors reported, as the photos' cache is (:class:`~.photo_cache.SqliteCache`):
+    a full disk stops the run with one line and keeps the file; a segment whose
+    stored tracks do not add up is done again.
+    """
 
     def __init__(self, encodings_path: str, options_key: str):
+        path = cache_path_for(encodings_path)
+        super().__init__(path, connect(path, _SCHEMA, lambda line: print(line, file=sys.stderr), timeout=30))
         self.options_key = options_key
-        self._db = sqlite3.connect(cache_path_for(encodings_path), isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
 
     def lookup(self, path: str, stamp: VideoStamp, start: float) -> SegmentDone | None:
         """The stored segment of ``path`` starting at ``start``, if the video is unchanged."""
-        row = self._db.execute(
-            "SELECT size, mtime_ns, looks, read_to, stopped, tracks FROM video_segments"
-            " WHERE video = ? AND options = ? AND start_ms = ?", (_key(path), self.options_key, _ms(start)),
-        ).fetchone()
+        with self._guard("read"):
+            row = self._db.execute(
+                "SELECT size, mtime_ns, looks, read_to, stopped, tracks FROM video_segments"
+                " WHERE video = ? AND options = ? AND start_ms = ?", (_key(path), self.options_key, _ms(start)),
+            ).fetchone()
         if row is None or (row[0], row[1]) != (stamp.size, stamp.mtime_ns):
             return None
-        return SegmentDone(start, unpack_tracks(row[5]), row[2], row[3], row[4])
+        blob = row[5]
+        if not isinstance(blob, bytes) or len(blob) % (_ROW * 8) or not np.isfinite(np.frombuffer(blob)).all():
+            return None  # a damaged row: the segment is done again
+        return SegmentDone(start, unpack_tracks(blob), row[2], row[3], row[4])
 
     def store(self, path: str, stamp: VideoStamp, done: SegmentDone) -> None:
         """Keep a finished segment (and forget segments of an earlier version of the video)."""
         key = _key(path)
-        self._db.execute("DELETE FROM video_segments WHERE video = ? AND options = ? AND (size != ? OR mtime_ns != ?)",
-                         (key, self.options_key, stamp.size, stamp.mtime_ns))
         read_to = done.read_to if math.isfinite(done.read_to) else 0.0
-        self._db.execute(
-            "INSERT OR REPLACE INTO video_segments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (key, self.options_key, _ms(done.start), stamp.size, stamp.mtime_ns, done.looks, read_to, done.stopped,
-             pack_tracks(done.tracks)),
-        )
+        with self._guard("write"):
+            self._db.execute("DELETE FROM video_segments WHERE video = ? AND options = ? AND (size != ? OR mtime_ns != ?)",
+                             (key, self.options_key, stamp.size, stamp.mtime_ns))
+            self._db.execute(
+                "INSERT OR REPLACE INTO video_segments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, self.options_key, _ms(done.start), stamp.size, stamp.mtime_ns, done.looks, read_to, done.stopped,
+                 pack_tracks(done.tracks)),
+            )
 
     def prune(self, root: str, keep: list[str]) -> int:
         """Forget this options' videos under folder ``root`` that are not in ``keep``; returns rows removed."""
-        return delete_gone(self._db, "video_segments", "video", self.options_key, root, keep)
-
-    def close(self) -> None:
-        self._db.close()
+        with self._guard("update"):
+            return delete_gone(self._db, "video_segments", "video", self.options_key, root, keep)

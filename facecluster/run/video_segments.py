@@ -10,7 +10,7 @@ minute on screen costs a few hundred bytes, not a frame per look.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -31,11 +31,12 @@ MIN_SEGMENT_SECONDS = 5.0
 # which the shot changed (a cut); a person moving within a shot stays well under.
 SHOT_CHANGE = 0.5
 _QUALITY_CROP = 48  # side of the grayscale square the face quality is measured on
-# A look that finds no face is searched again at a larger scale (small faces)
-# only every this many looks: the search costs 3-4 times a look, a scene with
-# no face may last minutes, and a small face on screen is still found within
-# a few looks.
-DEEP_LOOK_EVERY = 4
+# Every this many looks is a full look (the detector's larger look and its
+# crop look where the first look finds nothing); the others are its first look
+# alone.  On a frame with no face a full look costs about 3-4 quick ones, a
+# scene with no face may last minutes, and a small face that stays on screen
+# is still found within a few looks (docs/video.md).
+FULL_LOOK_EVERY = 4
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,6 @@ def kept_part(track: Track, faces_per_track: int) -> Track:
     return Track([s for s in track.sightings if id(s) in keep])
 
 
-def _without_deep_look(method: Method) -> Method:
-    """``method`` with its detector's second, larger look turned off (when it has one: dlib's, scale auto)."""
-    if getattr(method.detector, "upsample", 0) is None:
-        return replace(method, detector=replace(method.detector, upsample=0))
-    return method
-
-
 def encode_segment(segment: Segment, method: Method, step: float, faces_per_track: int) -> SegmentDone:
     """A worker's task: the tracks of ``segment`` (see the module docstring).
 
@@ -103,16 +97,14 @@ def encode_segment(segment: Segment, method: Method, step: float, faces_per_trac
     """
     sampler = FrameSampler(segment.path, segment.info, segment.start, segment.end, step)
     tracker = Tracker(step)
-    quick = _without_deep_look(method)
     looks, before = 0, None
     for look in sampler:
         now = _histogram(look.rgb)
         if shot_changed(before, now):
             tracker.cut()
         before = now
-        deep = looks % DEEP_LOOK_EVERY == 0
         try:
-            faces = (method if deep else quick).find_faces([look.rgb])[0]
+            faces = method.find_faces([look.rgb], quick=looks % FULL_LOOK_EVERY != 0)[0]
         except (RuntimeError, ValueError):  # dlib on a pathological frame: the next look goes on
             continue
         tracker.add(look.time, [_sighting(look, face) for face in faces])

@@ -25,13 +25,13 @@ from typing import Iterator
 from ..sources.skips import ImageSkipped, Skip, display_path
 from ..records import FaceRecord, make_video_record
 from ..sources.video import VideoInfo, probe_video
-from .pipeline import Method, _pool
+from .pipeline import Method, worker_pool
 from .tracks import representatives, stitch
 from .video_cache import SegmentCache, SegmentDone, VideoStamp
 from .video_segments import Segment, plan_segments, run_segment
 
 # Bump when a change would sample, track or keep faces differently.
-VIDEO_VERSION = 2
+VIDEO_VERSION = 3
 DEFAULT_STEP = 0.5  # seconds between looks; see docs/video.md for the measurements
 DEFAULT_FACES_PER_TRACK = 5
 _CRASHED = ImageSkipped("crashed the video decoder", "crashed", passing=True)
@@ -96,7 +96,7 @@ def _in_pool(function, tasks: list, workers: int) -> Iterator[tuple[object, obje
     queue = list(reversed(tasks))
     retried: set[int] = set()
     while queue:
-        with _pool(workers) as pool:
+        with worker_pool(workers) as pool:
             in_flight: dict[Future, object] = {}
             try:
                 while queue or in_flight:

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
+import warnings
 from dataclasses import dataclass, field
 
+from PIL import Image
+
+from ..files import OUTPUT_MARKER, open_regular
 from .images import IMAGE_EXTENSIONS, sniff_format
 from .skips import ImageSkipped, Skip, skipped_for_oserror
 from .video import named_like_video, sniff_video
@@ -25,10 +30,11 @@ class Listing:
     skipped: list[Skip] = field(default_factory=list)
     ignored: int = 0  # files that are plainly not photos (e.g. notes.txt)
     root: str = ""  # the folder walked ("" when the photos were listed otherwise)
+    outputs: list[str] = field(default_factory=list)  # cluster_faces.py's output folders inside it: not walked
 
 
 def _read_head(path: str) -> bytes:
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         return handle.read(512)  # enough for a video's signature too (MPEG-TS: two 188-byte packets)
 
 
@@ -76,11 +82,41 @@ def classify_file(path: str) -> str | None:
     return None
 
 
+def is_photo_or_video(path: str) -> bool:
+    """Whether ``path`` is a regular file that holds a photo Pillow can read or a video, by content.
+
+    What the person folders copy: a record that names anything else (a
+    crafted one naming ``/etc/passwd``) is never copied.
+    """
+    try:
+        verdict = classify_file(path)
+    except ImageSkipped:
+        return False
+    if verdict == "video":
+        return True
+    if verdict is not None:
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with open_regular(path) as handle, Image.open(handle) as image:
+                return image.width > 0 and image.height > 0  # the header only: nothing decoded
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError):
+        return False
+
+
+def _is_our_output(folder: str) -> bool:
+    """Whether ``folder`` is an output folder of cluster_faces.py (its marker, or an older version's manifest)."""
+    return any(os.path.isfile(os.path.join(folder, name)) for name in (OUTPUT_MARKER, ".facecluster-organize.json"))
+
+
 def list_images(root: str) -> Listing:
     """Walk ``root`` recursively and sort its files into photos and the rest.
 
     Symlinked folders are followed once each (loops are cut); photos are
-    found by content, so names and extensions don't matter.  The result is
+    found by content, so names and extensions don't matter.  Folders that
+    cluster_faces.py wrote (montages, person folders) are passed over and
+    listed in ``outputs``.  The result is
     sorted, so every run sees the photos in the same order.
     """
     listing = Listing(root=root)
@@ -101,6 +137,10 @@ def list_images(root: str) -> Listing:
             dirnames[:] = []
             continue
         seen_dirs.add(key)
+        if folder != root and _is_our_output(folder):  # montages and person folders are not new photos
+            listing.outputs.append(folder)
+            dirnames[:] = []
+            continue
         dirnames.sort()
         for name in dirnames:
             if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:

@@ -13,12 +13,14 @@ original's pixels.
 from __future__ import annotations
 
 import math
+import struct
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
+from ..files import open_regular
 from .skips import ImageSkipped, skipped_for_oserror
 
 try:  # phone photos; optional so a minimal install still runs
@@ -29,10 +31,13 @@ except ImportError:  # pragma: no cover - exercised only without pillow-heif
     pillow_heif = None
 
 # A photo is kept at most this large (a 24 MP camera photo stays whole); bigger
-# ones are reduced while (JPEG) or right after (other formats) decoding, which
-# keeps each worker well under 1 GB even for 100+ MP panoramas.
+# ones are reduced while (JPEG) or right after (other formats) decoding.
 MAX_DECODE_PIXELS = 24_000_000
-# Above this, a non-JPEG would need too much memory to decode at all.
+# A format that can only be decoded whole (PNG, TIFF, WEBP ...) is refused when that takes more
+# than this: 128 MP of RGB (Pillow holds 4 bytes a pixel), 512 MP of grayscale.  With it, decoding
+# adds at most ~0.65 GB to a worker (README, "Very large photos").
+MAX_WHOLE_DECODE_BYTES = 512 * 2**20
+# Above this, even a JPEG is refused (Pillow's own decompression-bomb guard).
 MAX_SOURCE_PIXELS = 250_000_000
 Image.MAX_IMAGE_PIXELS = MAX_SOURCE_PIXELS // 2  # Pillow refuses at 2x this
 
@@ -94,11 +99,47 @@ def _to_rgb_array(image: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
 
 
+# EXIF orientation -> the transpose that shows the photo upright (as ImageOps.exif_transpose).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def decoded_bytes(mode: str, width: int, height: int) -> int:
+    """Bytes Pillow holds for a ``mode`` picture of ``width`` x ``height`` (RGB takes 4 a pixel)."""
+    per_pixel = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    return per_pixel * width * height
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(0x0112, 1))
+    except (ValueError, TypeError, SyntaxError, OSError, struct.error):  # a damaged EXIF block: as stored
+        return 1
+
+
+def _reduced(image: Image.Image, max_pixels: int) -> Image.Image:
+    """``image`` brought to at most ``max_pixels`` by an integer factor (never a second full-size copy)."""
+    factor = math.ceil((image.width * image.height / max_pixels) ** 0.5)
+    if image.mode in ("1", "P") or image.mode.startswith("I;16"):  # modes reduce() refuses
+        return image.resize((max(1, image.width // factor), max(1, image.height // factor)), Image.Resampling.NEAREST)
+    return image.reduce(factor)
+
+
 def load_image(path: str, max_pixels: int = MAX_DECODE_PIXELS) -> LoadedImage:
     """Decode the photo at ``path`` into an upright 8-bit RGB array.
 
     Raises :class:`ImageSkipped` with a one-line reason when it can't.
     Photos over ``max_pixels`` come back reduced, with ``scale`` < 1.
+    Only a regular file is opened (never a FIFO or a device).  A JPEG is
+    decoded reduced; a format that can only be decoded whole is refused when
+    that would take over :data:`MAX_WHOLE_DECODE_BYTES`.
     """
     # A truncated photo is reported, not half-read.  Set on every call because
     # importing face_recognition turns this global on.
@@ -106,17 +147,18 @@ def load_image(path: str, max_pixels: int = MAX_DECODE_PIXELS) -> LoadedImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with open_regular(path) as handle, Image.open(handle) as image:
                 width, height = image.size
                 if image.format == "JPEG" and width * height > max_pixels:
                     # JPEG can decode at 1/2, 1/4, 1/8 size without ever
                     # holding the full-size pixels.
                     factor = (max_pixels / (width * height)) ** 0.5
                     image.draft("RGB", (int(width * factor), int(height * factor)))
+                _check_whole_decode(image)
+                orientation = _orientation(image)
                 image.seek(0)  # GIF/TIFF/HEIF: the first frame
                 image.load()
-                upright = ImageOps.exif_transpose(image)
-                turned = upright.size != image.size  # a quarter turn swaps the sides
+                picture = image
     except Image.DecompressionBombError:
         too_large = f"too large to decode safely (over {MAX_SOURCE_PIXELS // 1_000_000} megapixels)"
         raise ImageSkipped(too_large, "too large") from None
@@ -128,13 +170,29 @@ def load_image(path: str, max_pixels: int = MAX_DECODE_PIXELS) -> LoadedImage:
         if error.errno is not None:
             raise skipped_for_oserror(error) from None
         raise ImageSkipped(f"corrupt or truncated image: {error}", "corrupt") from None
-    except (ValueError, SyntaxError, EOFError) as error:
+    except (ValueError, SyntaxError, EOFError, struct.error) as error:
         raise ImageSkipped(f"corrupt image: {type(error).__name__}: {error}", "corrupt") from None
 
+    turned = orientation in (5, 6, 7, 8)  # a quarter turn swaps the sides
     original_w, original_h = (height, width) if turned else (width, height)
-    if upright.width * upright.height > max_pixels:
-        # An integer box reduction: cheap, and never a second full-size copy.
-        upright = upright.reduce(math.ceil((upright.width * upright.height / max_pixels) ** 0.5))
-    rgb = _to_rgb_array(upright)
+    if picture.width * picture.height > max_pixels:
+        picture = _reduced(picture, max_pixels)  # before turning it: the turn then copies the small picture
+    if orientation in _UPRIGHT:
+        picture = picture.transpose(_UPRIGHT[orientation])
+    rgb = _to_rgb_array(picture)
     scale = rgb.shape[1] / original_w if original_w else 1.0
     return LoadedImage(rgb=rgb, scale=scale, original_size=(original_w, original_h))
+
+
+def _check_whole_decode(image: Image.Image) -> None:
+    """Refuse (:class:`ImageSkipped`) a picture whose full-size decode would take over :data:`MAX_WHOLE_DECODE_BYTES`.
+
+    Called after ``draft()``: a large JPEG's reduced decode passes; PNG, TIFF,
+    WEBP ... can only be decoded whole, and one of 15000 x 15000 RGB would need 858 MB.
+    """
+    width, height = image.size  # after draft(): what will really be decoded
+    needed = decoded_bytes(image.mode, width, height)
+    if needed > MAX_WHOLE_DECODE_BYTES:
+        raise ImageSkipped(
+            f"too large to decode safely ({width}x{height} {image.format}: {needed / 2**20:,.0f} MB to decode whole, "
+            f"at most {MAX_WHOLE_DECODE_BYTES // 2**20} MB; a JPEG of that size would be decoded reduced)", "too large")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from typing import NamedTuple
 
 
@@ -37,15 +38,34 @@ class Skip(NamedTuple):
     reason: str
 
 
-def display_path(path: str) -> str:
-    """A printable form of a path whose name may not be valid UTF-8."""
-    return os.fsencode(path).decode("utf-8", errors="replace")
+# Characters a terminal or a browser would act on rather than show: C0 and C1 controls (ESC
+# starts terminal escape sequences), DEL, and the bidirectional overrides and isolates (U+202E
+# shows "gpj.exe" as "exe.jpg").
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """A path as it is safe to print or put in a page: undecodable bytes as U+FFFD, and control
+    and bidi characters as ``\\x1b``, ``\\u202e`` escapes (a name can't drive the terminal)."""
+    return _UNPRINTABLE.sub(_escape, os.fsencode(path).decode("utf-8", errors="replace"))
+
+
+class NotRegularFile(OSError):
+    """A path that is a FIFO, a device, a socket or a folder: nothing to read as a file
+    (raised by :func:`facecluster.files.open_regular`)."""
 
 
 def skipped_for_oserror(error: OSError) -> ImageSkipped:
     """The skip (reason, category) for an OS error met reading a photo; shared with the Dask runner."""
     if isinstance(error, PermissionError):
         return ImageSkipped("permission denied", "unreadable")
+    if isinstance(error, NotRegularFile):
+        return ImageSkipped("not a regular file", "not a file")
     if error.errno == errno.ELOOP:
         return ImageSkipped("symlink loop", "symlink loop")
     if error.errno == errno.ENOENT:

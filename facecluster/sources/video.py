@@ -18,10 +18,13 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import stat
 from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
+
+from ..files import open_regular
 from .images import LoadedImage
 from .skips import ImageSkipped
 
@@ -80,7 +83,10 @@ def _open(path: str):
     """The open container and its first video stream; ImageSkipped when there is none."""
     av = _av()
     try:
-        if os.path.getsize(path) == 0:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or /dev/stdin would block FFmpeg forever
+            raise ImageSkipped("not a regular file", "not a file")
+        if info.st_size == 0:
             raise ImageSkipped("empty file (0 bytes)", "empty")
         container = av.open(path, metadata_errors="ignore")
     except ImageSkipped:
@@ -106,7 +112,7 @@ def _open(path: str):
 
 def _looks_like_video(path: str) -> bool:
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             return sniff_video(handle.read(256))
     except OSError:
         return False
