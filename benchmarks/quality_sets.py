@@ -27,8 +27,8 @@ under ``.cache/quality/``), then:
 
 Every method is given who appears together (the records' pictures and video
 tracks, :mod:`facecluster.cluster.constraints`), as cluster_faces.py gives it,
-in 1-3 and 5; the small collections (4) hold the largest face of each photo
-only, so they have no picture with two faces.
+in the main table (1-2) and in 5; the leave-one-set-out grid and the drawn
+collections hold the largest face of each photo only (or are run as before).
 
 Two scoring rules: ``largest`` (each photo's largest face takes the photo's
 label; other faces are clustered but not scored) and ``single`` (only faces in
@@ -70,15 +70,39 @@ GRAPH_K = 40  # one exact graph per set, shared by every run (each method reads 
 RULES = ("largest", "single")
 # The recommended method's candidate settings for leave-one-set-out: where a
 # collection counts as crowded, the base of chinese whispers' threshold
-# (facecluster/cluster/adaptive.py), its slope on the median nearest distance, and
-# how close on average two clusters must be (x the threshold) to be joined.
+# (facecluster/cluster/adaptive.py), its slope on the median nearest distance,
+# how close on average two clusters must be (x the threshold) to be joined, and
+# the ratio test that keeps a face in a crowded collection's cluster or pairs it.
 GRID = {"crowded_below": (0.003, 0.005, 0.01), "threshold_base": (0.362, 0.414, 0.465), "threshold_slope": (0.4, 0.5, 0.6),
-        "join_within": (1.0, 1.1, 1.2)}
+        "join_within": (1.0, 1.1, 1.2), "clear_match": (0.9, 0.95, 1.0)}
+# The module settings each grid parameter replaces (facecluster/cluster/adaptive.py).
+_SETTINGS = ("CROWDED_BELOW", "_THRESHOLD_BASE", "_THRESHOLD_SLOPE", "JOIN_WITHIN", "CLEAR_MATCH")
+# Which grid parameters each path reads (the rest cannot change its result).
+_CROWDED_READS, _UNCROWDED_READS = ("clear_match",), ("threshold_base", "threshold_slope", "join_within")
 # Small collections drawn from the large sets, like a user's folder of a few
 # people: per source, DRAWS collections of 3-8 people with 10+ faces, 10-40
 # faces of each (seeded).
 SMALL_SOURCES = ("LFW, all", "glint_aligned_crops")
 DRAWS = 60
+# Sparse collections, like a press archive or a day of CCTV: thousands of
+# people, most seen once or twice, a few many times.  All the photos named in
+# LFW's pairs.txt (4,281 people, 64 % of them once), and SPARSE_DRAWS seeded
+# draws from all of LFW: SPARSE_PEOPLE people taken at random, each with as
+# many of their photos as a Zipf law (exponent SPARSE_ZIPF, at least two)
+# allows (LFW's own 71 % of people with one photo stay at one).
+SPARSE_DRAWS = 4
+SPARSE_PEOPLE = (2000, 4000)
+SPARSE_ZIPF = 1.6
+SPARSE_MOST = 80
+# Web collections of 5-20 people photographed over many years, 10-40 photos
+# each: WEB_DRAWS drawn from five_celebs and glint_aligned_crops's people, and
+# WEB_DRAWS from those and LFW's people with at least WEB_LFW_MIN photos (one
+# identity per name across sets).
+WEB_DRAWS = 20
+WEB_PEOPLE = (5, 20)
+WEB_LFW_MIN = 30
+# One spelling per person across the sets (five_celebs misspells him).
+ALIASES = {"ben afflek": "ben affleck"}
 
 
 def encoded(dataset: Path, cache_name: str, paths: list[str] | None = None, *,
@@ -106,33 +130,40 @@ def encoded(dataset: Path, cache_name: str, paths: list[str] | None = None, *,
     return X, primary_face_labels(records, folder), single, image_paths
 
 
-def labelled_sets(data: Path) -> tuple[dict[str, tuple[np.ndarray, list, list]], dict]:
-    """name -> (encodings, largest-face labels, single-face labels), and
-    name -> who appears together (:class:`~facecluster.cluster.constraints.Constraints`)."""
+def labelled_sets(data: Path, lfw_paths: list[str] | None = None) -> dict[str, tuple[np.ndarray, list, list]]:
+    """name -> (encodings, largest-face labels, single-face labels); all of
+    LFW's image paths, one per face, are appended to ``lfw_paths`` if given."""
     from quality import lfw_subset
 
-    sets, together = {}, {}
+    sets = {}
     lfw = data / "lfw-deepfunneled"
     X, largest, single, paths = encoded(lfw, "lfw-deepfunneled")
     sets["LFW, all"] = (X, largest, single)
-    together["LFW, all"] = _pictures(paths)
+    if lfw_paths is not None:
+        lfw_paths.extend(paths)
     for subset in ("bench-3474", "demo"):
         keep = set(lfw_subset(str(lfw), subset))
         rows = [i for i, p in enumerate(paths) if p in keep]
         sets[f"LFW {subset}"] = (X[rows], [largest[i] for i in rows], [single[i] for i in rows])
-        together[f"LFW {subset}"] = _pictures([paths[i] for i in rows])
     for name in FOLDER_SETS:
-        X, largest, single, paths = encoded(data / name, name)
+        X, largest, single, _ = encoded(data / name, name)
         sets[name] = (X, largest, single)
-        together[name] = _pictures(paths)
-    return sets, together
+    return sets
 
 
-def _pictures(paths: list[str]):
-    """Who appears together, for photos: faces with one path share a picture."""
-    from facecluster.cluster.constraints import Constraints
+def pictures_of(data: Path) -> dict:
+    """name -> who appears together (:class:`~facecluster.cluster.constraints.Constraints`)
+    for each set of :func:`labelled_sets` (their photos' paths, read from the cache)."""
+    from quality import lfw_subset
 
-    return Constraints.from_records({"imagePath": p} for p in paths)
+    _, _, _, paths = encoded(data / "lfw-deepfunneled", "lfw-deepfunneled")
+    together = {"LFW, all": _pictures(paths)}
+    for subset in ("bench-3474", "demo"):
+        keep = set(lfw_subset(str(data / "lfw-deepfunneled"), subset))
+        together[f"LFW {subset}"] = _pictures([p for p in paths if p in keep])
+    for name in FOLDER_SETS:
+        together[name] = _pictures(encoded(data / name, name)[3])
+    return together
 
 
 def scores(labels: np.ndarray, truth: tuple[list, ...]) -> tuple[float, ...]:
@@ -152,20 +183,44 @@ def best_fixed(X: np.ndarray, truth: tuple[list, ...], graph, constraints=None) 
     return best
 
 
-def recommended(X: np.ndarray, graph, crowded_below: float, threshold_base: float, threshold_slope: float,
-                join_within: float, constraints=None) -> np.ndarray:
-    """The recommended (adaptive) method with its module settings replaced."""
+def recommended(X: np.ndarray, graph, **params: float) -> np.ndarray:
+    """The recommended (adaptive) method with its module settings replaced
+    by ``params`` (the names of :data:`GRID`)."""
     from facecluster.cluster import RECOMMENDED_METHOD, adaptive, cluster_encodings
 
-    names = ("CROWDED_BELOW", "_THRESHOLD_BASE", "_THRESHOLD_SLOPE", "JOIN_WITHIN")
+    names = [_SETTINGS[list(GRID).index(key)] for key in params]
     saved = [getattr(adaptive, name) for name in names]
-    for name, value in zip(names, (crowded_below, threshold_base, threshold_slope, join_within)):
+    for name, value in zip(names, params.values()):
         setattr(adaptive, name, value)
     try:
-        return cluster_encodings(X, RECOMMENDED_METHOD, graph=graph, constraints=constraints)
+        return cluster_encodings(X, RECOMMENDED_METHOD, graph=graph)
     finally:
         for name, value in zip(names, saved):
             setattr(adaptive, name, value)
+
+
+def grid_runner(X: np.ndarray, graph, truth: tuple[list, ...]):
+    """A function of a grid point's parameters giving the recommended method's
+    scores on this collection, run once per distinct setting that can change
+    them (a crowded collection does not read chinese whispers' settings, an
+    uncrowded one not hdbscan's)."""
+    from facecluster.cluster import adaptive
+
+    crowding = adaptive.read_crowding(X)
+    seen: dict[tuple, tuple[float, ...]] = {}
+
+    def run(params: dict) -> tuple[float, ...]:
+        saved = adaptive.CROWDED_BELOW
+        adaptive.CROWDED_BELOW = params["crowded_below"]
+        try:
+            crowded = crowding.crowded
+        finally:
+            adaptive.CROWDED_BELOW = saved
+        key = (crowded,) + tuple(params[k] for k in (_CROWDED_READS if crowded else _UNCROWDED_READS))
+        if key not in seen:
+            seen[key] = scores(recommended(X, graph, **params), truth)
+        return seen[key]
+    return run
 
 
 def methods_row(name: str, X: np.ndarray, truth: tuple[list, list], graph, best: list[tuple[float, str]],
@@ -259,6 +314,136 @@ def small_collections_report(drawn: list[tuple[str, np.ndarray, list]]) -> list[
                          f"| {np.percentile(v, 10):.3f} | {v.min():.3f} | {int((v >= 0.95).sum())} "
                          f"| {int((v >= best - 0.01).sum())} |")
     return lines
+
+
+def lfw_pairs_paths(lfw: Path) -> set[str]:
+    """Paths of every photo named in LFW's ``pairs.txt`` (View 2: 6,000 pairs
+    in 10 folds; 7,701 photos of 4,281 people)."""
+    photos = set()
+    for line in (lfw / "pairs.txt").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) == 3:
+            named = [(fields[0], fields[1]), (fields[0], fields[2])]
+        elif len(fields) == 4:
+            named = [(fields[0], fields[1]), (fields[2], fields[3])]
+        else:
+            continue
+        photos.update(str(lfw / name / f"{name}_{int(number):04d}.jpg") for name, number in named)
+    return photos
+
+
+def sparse_collections(X: np.ndarray, labels: list, draws: int = SPARSE_DRAWS, seed: int = 0,
+                       people: tuple[int, int] = SPARSE_PEOPLE) -> list[tuple[str, np.ndarray, list]]:
+    """(name, encodings, labels) of ``draws`` sparse collections drawn from
+    one large labelled set (its largest-face ``labels``; ``None`` faces are
+    never drawn): ``people`` (low, high) people taken at random, each with
+    min(their photos, 1 + Zipf(:data:`SPARSE_ZIPF`), :data:`SPARSE_MOST`)
+    of their photos, so people with one photo stay singletons and everyone
+    else appears twice or more, a few many times."""
+    rng = np.random.default_rng(seed)
+    faces: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        if label is not None:
+            faces.setdefault(label, []).append(i)
+    names = sorted(faces)
+    drawn = []
+    for d in range(draws):
+        chosen = rng.choice(names, min(len(names), int(rng.integers(people[0], people[1] + 1))), replace=False)
+        rows = []
+        for name in chosen.tolist():
+            own = faces[name]
+            take = min(len(own), 1 + int(rng.zipf(SPARSE_ZIPF)), SPARSE_MOST)
+            rows.extend(rng.choice(own, take, replace=False).tolist())
+        rows = np.sort(np.asarray(rows))
+        drawn.append((f"sparse draw {d + 1}", X[rows], [labels[i] for i in rows]))
+    return drawn
+
+
+def web_pool(sets: dict, lfw_min: int | None = WEB_LFW_MIN,
+             sources: tuple[str, ...] = ("five_celebs", "glint_aligned_crops")) -> dict[str, np.ndarray]:
+    """Person (lower-case name, :data:`ALIASES` applied) -> encodings of their
+    labelled faces in the web sets ``sources`` and, unless ``lfw_min`` is
+    None, of LFW's people with at least ``lfw_min`` photos there (one person
+    across sets is one)."""
+    pool: dict[str, list[np.ndarray]] = {}
+
+    def add(source: str, minimum: int) -> None:
+        X, largest, _ = sets[source]
+        faces: dict[str, list[int]] = {}
+        for i, label in enumerate(largest):
+            if label is not None:
+                faces.setdefault(label, []).append(i)
+        for label, rows in faces.items():
+            if len(rows) >= minimum:
+                name = " ".join(label.replace("_", " ").lower().split())
+                pool.setdefault(ALIASES.get(name, name), []).append(X[rows])
+
+    for source in sources:
+        add(source, 2)
+    if lfw_min is not None:
+        add("LFW, all", lfw_min)
+    return {name: np.concatenate(parts) for name, parts in sorted(pool.items())}
+
+
+def web_collections(pool: dict[str, np.ndarray], source: str = "web", draws: int = WEB_DRAWS, seed: int = 0,
+                    people: tuple[int, int] = WEB_PEOPLE) -> list[tuple[str, np.ndarray, list]]:
+    """(source, encodings, labels) of ``draws`` collections of ``people`` (low,
+    high) people drawn from ``pool`` (:func:`web_pool`), 10-40 faces of each
+    (all of them where fewer), seeded."""
+    rng = np.random.default_rng(seed)
+    names = sorted(pool)
+    drawn = []
+    for _ in range(draws):
+        chosen = rng.choice(names, min(len(names), int(rng.integers(people[0], people[1] + 1))), replace=False)
+        parts, labels = [], []
+        for name in chosen.tolist():
+            faces = pool[name]
+            take = min(len(faces), int(rng.integers(10, 41)))
+            parts.append(faces[np.sort(rng.choice(len(faces), take, replace=False))])
+            labels += [name] * take
+        drawn.append((source, np.concatenate(parts), labels))
+    return drawn
+
+
+def collections_rows(drawn: list[tuple[str, np.ndarray, list]], graphs: list, best: list) -> list[str]:
+    """One row per collection: its shape, its best fixed threshold, every
+    method at its defaults (pairwise F1; the recommended method's precision
+    and recall too)."""
+    from facecluster.cluster import METHODS, RECOMMENDED_METHOD, cluster_encodings
+    from facecluster.cluster.evaluation import evaluate
+
+    lines = ["| collection | faces | people | people seen once | best fixed | "
+             + " | ".join(f"**{m}** (P / R)" if m == RECOMMENDED_METHOD else m for m in METHODS) + " |",
+             "|---|---:|---:|---:|---|" + "---:|" * len(METHODS)]
+    for (name, X, labels), graph, (f1, where) in zip(drawn, graphs, best):
+        counts = np.unique([label for label in labels if label is not None], return_counts=True)[1]
+        cells = [name, str(len(X)), str(len(counts)), f"{(counts == 1).mean():.0%}", f"{f1:.3f} ({where})"]
+        for method in METHODS:
+            m = evaluate(cluster_encodings(X, method, graph=graph), labels)
+            cells.append(f"{m['pairwise_f1']:.3f}" + (f" ({m['pairwise_precision']:.3f} / {m['pairwise_recall']:.3f})"
+                                                       if method == RECOMMENDED_METHOD else ""))
+        lines.append("| " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def sparse_and_web(data: Path, sets: dict, lfw_paths: list[str]) -> tuple[list, list]:
+    """The sparse collections (LFW's pairs.txt photos, then the seeded draws)
+    and the web collections, each as (name, encodings, labels)."""
+    X, largest, _ = sets["LFW, all"]
+    named = lfw_pairs_paths(data / "lfw-deepfunneled")
+    rows = [i for i, path in enumerate(lfw_paths) if path in named]
+    pairs = ("LFW pairs.txt", X[rows], [largest[i] for i in rows])
+    web = web_collections(web_pool(sets, None), "five_celebs + glint")
+    web += web_collections(web_pool(sets), f"five_celebs + glint + LFW's {WEB_LFW_MIN}+", seed=1)
+    return [pairs] + sparse_collections(X, largest), web
+
+
+def _pictures(paths: list[str]):
+    """Who appears together, for photos: faces with one path share a picture."""
+    from facecluster.cluster.constraints import Constraints
+
+    return Constraints.from_records({"imagePath": p} for p in paths)
 
 
 def hand_labels(records: list[dict], root: Path, name: str) -> list[str | None]:
@@ -383,9 +568,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from facecluster.cluster.graph import knn_graph
 
-    sets, together = labelled_sets(data)
+    lfw_paths: list[str] = []
+    sets = labelled_sets(data, lfw_paths)
     names = list(sets)
+    sparse, web = sparse_and_web(data, sets, lfw_paths)
+    groups = {"sparse collections": sparse, "web collections": web}
+    group_graphs = {g: [knn_graph(X, GRAPH_K, exact=True) for _, X, _ in drawn] for g, drawn in groups.items()}
+    group_best = {g: [best_fixed(X, (labels,), graph)[0] for (_, X, labels), graph in zip(drawn, group_graphs[g])]
+                  for g, drawn in groups.items()}
     graphs = {name: knn_graph(X, GRAPH_K, exact=True) for name, (X, _, _) in sets.items()}
+    together = pictures_of(data)
     best = {name: best_fixed(X, (a, b), graphs[name], together[name]) for name, (X, a, b) in sets.items()}
     lines = ["# Every method at its defaults on every labelled set", "",
              f"Written by `benchmarks/quality_sets.py`; {os.cpu_count()} cores; one exact {GRAPH_K}-neighbour "
@@ -408,16 +600,37 @@ def main(argv: list[str] | None = None) -> int:
                                      best_fixed(X, truth, graphs[name], together[name]), together[name]))
             print(lines[-1], flush=True)
 
+    lines += ["", "## Sparse collections: thousands of people, most seen once or twice", "",
+              f"All the photos named in LFW's pairs.txt, and {SPARSE_DRAWS} seeded draws from all of LFW: "
+              f"{SPARSE_PEOPLE[0]}-{SPARSE_PEOPLE[1]} people at random, each with min(their photos, 1 + Zipf("
+              f"{SPARSE_ZIPF:g}), {SPARSE_MOST}) of their photos (largest face). Pairwise F1; best fixed as above, "
+              "per collection.", ""]
+    lines += collections_rows(sparse, group_graphs["sparse collections"], group_best["sparse collections"])
+    lines += ["", "## Web collections: 5-20 people photographed over many years", "",
+              f"{WEB_DRAWS} seeded draws of {WEB_PEOPLE[0]}-{WEB_PEOPLE[1]} people from five_celebs and "
+              f"glint_aligned_crops (corrected labels), and {WEB_DRAWS} from those and LFW's people with "
+              f"{WEB_LFW_MIN}+ photos (one person across sets is one), 10-40 faces of each. Pairwise F1 against "
+              "each draw's best fixed threshold.", ""]
+    lines += small_collections_report(web)
+
     results = {}
+    runners = {name: grid_runner(X, graphs[name], (a, b)) for name, (X, a, b) in sets.items()}
+    group_runners = {group: [grid_runner(X, graph, (labels,)) for (_, X, labels), graph in zip(drawn, group_graphs[group])]
+                     for group, drawn in groups.items()}
     for config in itertools.product(*GRID.values()):
         params = dict(zip(GRID, config))
-        results[config] = {
-            name: scores(recommended(X, graphs[name], **params, constraints=together[name]), (a, b))
-            for name, (X, a, b) in sets.items()}
+        results[config] = {name: run(params) for name, run in runners.items()}
+        for group, runs in group_runners.items():
+            f1 = float(np.mean([run(params)[0] for run in runs]))
+            results[config][group] = (f1, f1)
         print(_fmt(config), " ".join(f"{v[0]:.3f}" for v in results[config].values()), flush=True)
+    for group in groups:
+        mean_best = float(np.mean([f1 for f1, _ in group_best[group]]))
+        best[group] = [(mean_best, "per collection"), (mean_best, "per collection")]
+    names += list(groups)
     from facecluster.cluster import adaptive
 
-    defaults = (adaptive.CROWDED_BELOW, adaptive._THRESHOLD_BASE, adaptive._THRESHOLD_SLOPE, adaptive.JOIN_WITHIN)
+    defaults = tuple(getattr(adaptive, name) for name in _SETTINGS)
     lines += ["", f"## Leave-one-set-out: {RECOMMENDED_METHOD}", "",
               f"Grid: {'; '.join(f'{k} in {v}' for k, v in GRID.items())}. Shipped defaults: {_fmt(defaults)}. "
               "Ties go to the grid point with the fewest parameters moved from them.", ""]

@@ -568,3 +568,93 @@ def test_adaptive_reads_fewer_neighbours_in_a_large_uncrowded_collection(monkeyp
     assert same_partition(cluster_encodings(X, "adaptive"), y) and asked == [32]
     monkeypatch.setattr(clustering, "_ADAPTIVE_LARGE", 50)
     assert same_partition(cluster_encodings(X, "adaptive"), y) and asked == [32, 10]
+
+
+def _graph_of(rows: list[list[tuple[int, float]]]):
+    """A NeighbourGraph from each face's (neighbour, distance) list, nearest first."""
+    from facecluster.cluster.graph import NeighbourGraph
+
+    k = max(len(row) for row in rows)
+    indices = np.full((len(rows), k), -1, dtype=np.int64)
+    distances = np.full((len(rows), k), np.inf, dtype=np.float32)
+    for i, row in enumerate(rows):
+        for j, (neighbour, distance) in enumerate(row):
+            indices[i, j], distances[i, j] = neighbour, distance
+    return NeighbourGraph(indices, distances)
+
+
+def test_a_member_not_clearly_closer_to_its_cluster_than_to_strangers_is_taken_out(monkeypatch):
+    """The ratio test in a crowded collection: face 2 joined a person at 0.50
+    with a stranger 0.51 away (a chance match: out); face 3 at 0.50 with the
+    nearest stranger 0.70 away stays, and so does face 4 at 0.44 (closer than
+    CLOSE: one person) however near a stranger is.  Face 7's cluster of two
+    is left with one face and dissolved."""
+    from facecluster.cluster.adaptive import drop_unclear_members
+
+    graph = _graph_of([
+        [(1, 0.30), (4, 0.35), (3, 0.40), (2, 0.60)],
+        [(0, 0.30), (4, 0.36), (3, 0.45), (2, 0.62)],
+        [(0, 0.50), (5, 0.51), (1, 0.62)],          # stranger 5 as near as the person
+        [(0, 0.40), (1, 0.45), (6, 0.70)],
+        [(0, 0.35), (1, 0.36), (5, 0.441)],
+        [(2, 0.51), (4, 0.441)],
+        [(3, 0.70), (7, 0.80)],
+        [(8, 0.50), (9, 0.505)],                    # a chance pair: 8 and 7 at 0.50, 9 at 0.505
+        [(7, 0.50), (9, 0.60)],
+        [(7, 0.505), (8, 0.60)],
+    ])
+    labels = np.array([0, 0, 0, 0, 0, -1, -1, 1, 1, -1])
+    assert drop_unclear_members(graph, labels).tolist() == [0, 0, -1, 0, 0, -1, -1, -1, -1, -1]
+    from facecluster.cluster import adaptive
+
+    monkeypatch.setattr(adaptive, "CLEAR_MATCH", 0.99)  # a looser ratio test keeps face 2 (0.50 <= 0.99 x 0.51)
+    assert drop_unclear_members(graph, labels)[2] == 0
+
+
+def test_two_lone_faces_are_paired_only_when_each_is_clearly_the_others_match():
+    from facecluster.cluster.adaptive import pair_clear_matches
+
+    graph = _graph_of([
+        [(1, 0.40), (2, 0.60)],   # 0 and 1: each other's nearest, 0.40 against 0.60 and 0.55: a pair
+        [(0, 0.40), (3, 0.55)],
+        [(3, 0.50), (4, 0.51)],   # 2 and 3: mutual at 0.50, but 2's next is 0.51 away: a chance match
+        [(2, 0.50), (1, 0.55)],
+        [(5, 0.58), (2, 0.90)],   # 4 and 5: clear, but farther than the cap
+        [(4, 0.58), (2, 0.95)],
+        [(7, 0.30), (0, 0.70)],   # 6's nearest, 7, is already in a cluster
+        [(6, 0.30), (8, 0.35)],
+        [(7, 0.35), (6, 0.40)],
+    ])
+    labels = np.array([-1, -1, -1, -1, -1, -1, -1, 4, 4])
+    paired = pair_clear_matches(graph, labels, cap=0.55)
+    assert paired[0] == paired[1] >= 5 and paired[2:7].tolist() == [-1] * 5 and paired[7:].tolist() == [4, 4]
+    assert pair_clear_matches(graph, labels, cap=0.6)[4] == pair_clear_matches(graph, labels, cap=0.6)[5] >= 5
+    assert pair_clear_matches(_graph_of([[(1, 0.3)], [(0, 0.3)]]), np.array([-1, -1]), 0.55).tolist() == [-1, -1]
+
+
+def test_split_two_people_cuts_a_cluster_of_two_tight_groups_farther_apart_than_the_threshold():
+    """Look-alikes that chinese whispers linked (web photos: two actresses
+    0.63 apart on average, each 0.51 across): two people.  Not cut: the same
+    groups when the threshold that linked them reaches past their mean
+    distance, one person photographed in two loose ways, or groups too small
+    to judge by their spread."""
+    from facecluster.cluster.adaptive import split_two_people
+    from facecluster.cluster.density import SEPARATE_MIN_FACES, mean_distance
+
+    n = 12
+    twins = _halves(n, 0.45, 0.5)
+    between = mean_distance(twins[:n], twins[n:])
+    labels = np.zeros(2 * n, dtype=np.int64)
+    cut = split_two_people(twins, labels, beyond=between - 0.05)
+    assert same_partition(cut, np.repeat([0, 1], n))
+    assert split_two_people(twins, labels, beyond=between + 0.01).tolist() == labels.tolist()
+    loose = _halves(n, 0.55, 0.2)
+    assert split_two_people(loose, labels, beyond=0.3).tolist() == labels.tolist()
+    few = SEPARATE_MIN_FACES - 1
+    small = _halves(few, 0.45, 0.5)
+    assert split_two_people(small, np.zeros(2 * few, dtype=np.int64), beyond=0.3).tolist() == [0] * (2 * few)
+    # other clusters and outliers are left as they are
+    X = np.vstack([twins, twins[:3] + 5.0])
+    labels = np.r_[np.zeros(2 * n, dtype=np.int64), [-1, 7, 7]]
+    cut = split_two_people(X, labels, beyond=between - 0.05)
+    assert cut[-3:].tolist() == [-1, 7, 7] and same_partition(cut[:2 * n], np.repeat([0, 1], n))

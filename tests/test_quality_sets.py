@@ -100,6 +100,48 @@ def test_strangers_are_other_peoples_faces_added_unlabelled() -> None:
         assert not people & {labels[int(row)] for row in encodings[labelled:, 0]}  # none of them is in the collection
 
 
+def test_sparse_collections_are_thousands_of_people_most_seen_once_or_twice() -> None:
+    """Like LFW: most people have one photo, some a few, a few hundreds; a draw
+    keeps singletons single, everyone else twice or more, and a few many times."""
+    rng = np.random.default_rng(1)
+    sizes = [1] * 4000 + [int(n) for n in rng.integers(2, 6, 1200)] + [int(n) for n in rng.integers(10, 200, 150)]
+    labels = [f"p{i}" for i, size in enumerate(sizes) for _ in range(size)] + [None] * 50
+    X = np.arange(len(labels), dtype=float)[:, None]
+    drawn = qs.sparse_collections(X, labels, draws=3, people=(2000, 3000))
+    assert len(drawn) == 3 and len({len(truth) for _, _, truth in drawn}) == 3  # seeded, different draws
+    for name, encodings, truth in drawn:
+        people = {label: truth.count(label) for label in truth}
+        assert None not in people and 2000 <= len(people) <= 3000
+        counts = np.array(list(people.values()))
+        assert (counts <= 2).mean() > 0.8 and (counts >= 10).sum() >= 3  # mostly once or twice, some many
+        assert counts.max() <= qs.SPARSE_MOST
+        assert all(people[label] >= 2 for label in people if sizes[int(label[1:])] >= 2)  # no one with more left single
+        assert [labels[int(row)] for row in encodings[:, 0]] == truth and len(set(encodings[:, 0])) == len(truth)
+    assert qs.sparse_collections(X, labels, draws=1)[0][2] == qs.sparse_collections(X, labels, draws=1)[0][2]
+
+
+def test_web_collections_hold_5_to_20_people_one_identity_per_name_across_sets() -> None:
+    def named(names: list[str], per: int) -> tuple[np.ndarray, list, list]:
+        labels = [name for name in names for _ in range(per)]
+        return np.arange(len(labels), dtype=float)[:, None], labels, labels
+
+    sets = {"five_celebs": named(["ben_afflek", "madonna"], 12),
+            "glint_aligned_crops": named([f"Star {i}" for i in range(20)] + ["Tom Hanks"], 40),
+            "LFW, all": named(["Tom_Hanks", "Madonna", "Few_Photos"] + [f"Pol_{i}" for i in range(5)], 30)}
+    pool = qs.web_pool(sets, lfw_min=30)
+    assert len(pool["tom hanks"]) == 70 and len(pool["madonna"]) == 42 and "ben affleck" in pool
+    assert len(pool) == 2 + 20 + 1 + 1 + 5
+    assert len(qs.web_pool(sets, lfw_min=None)) == 2 + 20 + 1
+    sets["LFW, all"] = named(["Few_Photos"], 29)
+    assert "few photos" not in qs.web_pool(sets, lfw_min=30)
+    drawn = qs.web_collections(pool, "web", draws=20)
+    assert len({len(truth) for _, _, truth in drawn}) > 5
+    for source, encodings, truth in drawn:
+        people = {label: truth.count(label) for label in truth}
+        assert source == "web" and 5 <= len(people) <= 20 and all(10 <= n <= 40 for n in people.values())
+        assert len(encodings) == len(truth)
+
+
 def test_a_composite_face_takes_its_tiles_person_and_bystanders_none() -> None:
     import group_photos
 

@@ -8,6 +8,8 @@ network face_recognition uses) and holds each face to a max abs difference of
 
 from __future__ import annotations
 
+import functools
+
 import subprocess
 import sys
 from pathlib import Path
@@ -165,20 +167,30 @@ def _lfw_subset(lfw, count: int) -> list:
     return files[::step][:count]
 
 
-def _compare_photo(path, encoder, model: str = "small"):
-    """(faces, max abs diff) between face_recognition.face_encodings and this module."""
+@functools.lru_cache(maxsize=None)
+def _reference(path, model: str):
+    """face_recognition's own faces and encodings of one photo: (image, landmark shapes, encodings),
+    computed once per photo and shared by every backend's test (its HOG and dlib's encoder are the
+    slow part of these comparisons)."""
     import face_recognition
     from face_recognition.api import _raw_face_landmarks
 
     img = face_recognition.load_image_file(str(path))
     locations = face_recognition.face_locations(img)
     if not locations:
-        return 0, 0.0
+        return img, None, np.zeros((0, 128))
     ref = np.array(face_recognition.face_encodings(img, locations, model=model))
-    shapes = _raw_face_landmarks(img, locations, model)
+    return img, _raw_face_landmarks(img, locations, model), ref
+
+
+def _compare_photo(path, encoder, model: str = "small"):
+    """(faces, max abs diff) between face_recognition.face_encodings and this module."""
+    img, shapes, ref = _reference(path, model)
+    if shapes is None:
+        return 0, 0.0
     got = encoder.encode_chips(fe.face_chips(img, shapes))
     assert got.shape == ref.shape
-    return len(locations), float(np.abs(got - ref).max())
+    return len(ref), float(np.abs(got - ref).max())
 
 
 def _compare_photos(paths, encoder, model: str = "small") -> tuple[int, float]:

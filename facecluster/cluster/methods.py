@@ -11,8 +11,9 @@ about n log n:
 ``adaptive`` (:data:`RECOMMENDED_METHOD`)
     Reads the collection first (:mod:`facecluster.cluster.adaptive`): in a
     crowded one (thousands of people, many look-alikes) ``hdbscan`` with
-    clusters from 2 faces; otherwise ``chinese-whispers`` at a threshold of
-    0.5-0.6 set by how alike each face's nearest match is.  No threshold to
+    clusters from 2 faces, keeping only clear matches (a ratio test);
+    otherwise ``chinese-whispers`` at a threshold of 0.5-0.6 set by how alike
+    each face's nearest match is.  No threshold to
     tune; chosen by leave-one-set-out measurement over the labelled sets
     (docs/clustering.md).
 
@@ -67,7 +68,8 @@ import numbers
 import numpy as np
 
 from . import adaptive
-from .adaptive import describe, join_split_people, read_crowding, threshold_for
+from .adaptive import (describe, drop_unclear_members, join_split_people, pair_clear_matches, read_crowding,
+                       split_two_people, threshold_for)
 from .constraints import SAME_SHARE, Constraints, respect
 from .density import capped_hdbscan
 from .graph import NeighbourGraph, knn_graph
@@ -222,6 +224,7 @@ def _adaptive(X: np.ndarray, n_neighbors: int, min_cluster_size: int, given: Nei
         settings = _ADAPTIVE_HDBSCAN
         graph = _graph(X, settings["n_neighbors"], given, exact=exact, jobs=jobs)
         raw = capped_hdbscan(graph, settings["threshold"], settings["min_cluster_size"], X)
+        raw = pair_clear_matches(graph, drop_unclear_members(graph, raw), settings["threshold"])
         threshold = None
         same_below = SAME_SHARE * settings["threshold"]
     else:
@@ -232,8 +235,9 @@ def _adaptive(X: np.ndarray, n_neighbors: int, min_cluster_size: int, given: Nei
         graph = _graph(X, k, given, exact=exact, jobs=jobs)
         threshold = threshold_for(graph.distances[:, 0])
         same_below = SAME_SHARE * threshold
-        raw = join_split_people(X, _chinese_whispers(graph, threshold, seed=seed), adaptive.JOIN_WITHIN * threshold,
-                                constraints=constraints, same_below=same_below)
+        raw = split_two_people(X, _chinese_whispers(graph, threshold, seed=seed), threshold, seed=seed)
+        raw = join_split_people(X, raw, adaptive.JOIN_WITHIN * threshold, constraints=constraints,
+                                same_below=same_below)
     if constraints is not None:
         raw = respect(X, raw, constraints, same_below, graph.indices)
     if explain is not None:
