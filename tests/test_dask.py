@@ -274,6 +274,7 @@ def test_a_scheduler_without_the_project_or_with_other_code_is_one_line(photos: 
         try:
             scheduler.start([str(bare), "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port",
                              address.rsplit(":", 1)[1], "--no-dashboard"], "scheduler.log")
+            scheduler.wait_for_scheduler()
             done = run_script("encode_faces.py", "-i", str(photos), "-e", str(encodings), "--dask", address,
                               timeout=120)
         finally:

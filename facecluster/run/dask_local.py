@@ -66,6 +66,20 @@ class LocalCluster:
         self.start([*_WORKER, self.address, "--name", name, "--nthreads", "1", "--host", "127.0.0.1",
                     "--no-dashboard", *options], f"{name}.log", env)
 
+    def wait_for_scheduler(self, timeout: float = 120) -> None:
+        """Until the scheduler's port takes connections (a loaded machine may need seconds to start it);
+        ``TimeoutError`` with the logs' folder otherwise."""
+        host, port = self.address.removeprefix("tcp://").rsplit(":", 1)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection((host, int(port)), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
+                    raise TimeoutError(f"the scheduler at {self.address} did not start; logs in {self.log_folder}") from None
+                time.sleep(0.2)
+
     def wait_for_workers(self, count: int, timeout: float = 120) -> None:
         """Until ``count`` workers are joined; ``TimeoutError`` with the logs' folder otherwise."""
         from distributed import Client
