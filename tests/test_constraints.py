@@ -202,7 +202,6 @@ def test_the_script_counts_pictures_showing_one_cluster_twice_and_names_what_hel
     import json
     import re
     import sys
-    from pathlib import Path
 
     from conftest import ROOT, run_script
 
