@@ -13,6 +13,7 @@ One wing per stage, passing plain records along; imports only point down
 - :mod:`facecluster.store`     reading and writing the encodings file safely
 - :mod:`facecluster.cluster`   grouping encodings into people: the methods, the kNN graph they run on,
   and scoring clusters against known identities (``cluster.evaluation``)
+- :mod:`facecluster.people`    known people's names, the people store (the same ID every run), search by photo
 - :mod:`facecluster.present`   what people see, in one call: montages, windows,
   clusters.csv / clusters.json, person folders, the HTML gallery
 """

@@ -82,3 +82,19 @@ def test_no_module_imports_one_that_imports_it_back() -> None:
 def test_no_module_is_longer_than_the_limit() -> None:
     long = {module_name(p): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
     assert long == {}, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
+def test_the_readmes_layout_table_names_every_module() -> None:
+    """Each wing's row of the README's "Code layout" table names every module in that wing."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    table = readme.split("## Code layout", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].strip().strip("`"): line for line in table.splitlines() if line.startswith("| `")}
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        wing = path.parent.name + "/" if path.parent != PACKAGE else None
+        row = rows.get(wing) if wing else next((line for key, line in rows.items() if path.name in key), None)
+        if row is None or f"`{path.name}`" not in row:
+            missing.append(str(path.relative_to(PACKAGE)))
+    assert missing == [], f"README's code layout table does not name: {missing}"
