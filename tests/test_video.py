@@ -232,8 +232,8 @@ def test_variable_frame_rate_times_come_from_the_stamps(clips: Path, tmp_path: P
 def test_4k_video_is_streamed(clips: Path, tmp_path: Path) -> None:
     dataset = tmp_path / "uhd"
     dataset.mkdir()
-    # 8 frames of 3840x2160 (4 s at 2 fps): enough to stream and encode a 4K clip; more only costs time
-    write_clip(dataset / "uhd.mp4", frames_of(clips / SELFIE, every=45, size=(2160, 3840)), fps=2)
+    # 4 frames of 3840x2160 (2 s at 2 fps): enough to stream and encode a 4K clip; more only costs time
+    write_clip(dataset / "uhd.mp4", frames_of(clips / SELFIE, every=90, size=(2160, 3840)), fps=2)
     encodings = tmp_path / "enc.pickle"
     encode(dataset, encodings, "--workers", "1")
     assert load_encodings(encodings)
@@ -243,7 +243,8 @@ def test_killed_mid_video_resumes(clips: Path, tmp_path: Path) -> None:
     dataset = tmp_path / "long"
     dataset.mkdir()
     small = list(frames_of(clips / SELFIE, every=3, size=(320, 568)))
-    write_clip(dataset / "long.mp4", (frame for _ in range(6) for frame in small), fps=10)  # about 70 s
+    # About 36 s: 4 segments of 9 s, so the kill after the first leaves three to do (more only costs time)
+    write_clip(dataset / "long.mp4", (frame for _ in range(3) for frame in small), fps=10)
     encodings = tmp_path / "enc.pickle"
     command = [PYTHON, "encode_faces.py", "-i", str(dataset), "-e", str(encodings), "--workers", "1"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -372,7 +373,8 @@ def test_appearances_and_clip_links() -> None:
 def test_avi_and_transport_stream(clips: Path, tmp_path: Path) -> None:
     dataset = tmp_path / "feeds"
     dataset.mkdir()
-    frames = list(frames_of(clips / SELFIE, every=3, size=(360, 640)))
+    # 6 s (two segments, the second decoded from the one keyframe in the .ts); a longer clip only costs time
+    frames = list(frames_of(clips / SELFIE, every=3, size=(360, 640)))[:60]
     write_clip(dataset / "cam.avi", frames, fps=10, codec="mpeg4")
     write_clip(dataset / "cam.ts", frames, fps=10)  # one keyframe, no index: segments decode from the start
     out = encode(dataset, tmp_path / "enc.pickle")
