@@ -16,7 +16,7 @@ import numpy as np
 from facecluster import cli
 from facecluster import people
 from facecluster.cluster import DEFAULTS, METHODS, RECOMMENDED_METHOD, check_params, cluster_encodings
-from facecluster.cluster.collapse import collapse_warning
+from facecluster.cluster.collapse import collapse_text, what_collapsed
 from facecluster.cluster.constraints import Constraints, repeated_pictures
 from facecluster.present import DEFAULT_MAX_MONTAGES, PresentOptions, present
 from facecluster.present.output import check_output
@@ -151,14 +151,15 @@ def warn_if_collapsed(args: dict, encodings: np.ndarray, labels: np.ndarray, con
 
     method = args["method"]
     threshold = args["threshold"] if args["threshold"] is not None else DEFAULTS[method].get("threshold")
-    if collapse_warning(labels, encodings, method, constraints, threshold=threshold) is None:
+    seen = what_collapsed(labels, encodings, constraints)
+    if seen is None:
         return
     better = None
     if method != RECOMMENDED_METHOD and len(labels) <= TRY_RECOMMENDED_UP_TO:
         tried = cluster_encodings(encodings, RECOMMENDED_METHOD, seed=args["seed"], jobs=args["jobs"],
                                   constraints=constraints)
         better = (RECOMMENDED_METHOD, int(tried.max()) + 1, count_repeated(tried, constraints))
-    cli.warning(collapse_warning(labels, encodings, method, constraints, threshold=threshold, better=better))
+    cli.warning(collapse_text(labels, seen, method, threshold, better))
 
 
 def check_arguments(args: dict) -> None:

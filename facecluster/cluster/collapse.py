@@ -87,18 +87,31 @@ def collapse_warning(labels: np.ndarray, encodings: np.ndarray | None, method: s
     (``threshold``: the one it ran at, if any); ``better`` = (method, people
     found, pictures showing one of its clusters twice) when the caller tried it.
     """
+    seen = what_collapsed(labels, encodings, constraints)
+    return None if seen is None else collapse_text(labels, seen, method, threshold, better)
+
+
+def what_collapsed(labels: np.ndarray, encodings: np.ndarray | None,
+                   constraints: Constraints | None = None) -> str | None:
+    """What makes the largest cluster look like many people, in words; ``None`` when it does not
+    (the check of :func:`collapse_warning`, for a caller that words the warning later)."""
     labels = np.asarray(labels)
-    clustered = labels[labels >= 0]
-    if clustered.size == 0:
+    if not (labels >= 0).any():
         return None
     twice, most, shared = repeats_in_largest(labels, constraints) if constraints is not None else (0, 0, 0)
     together = twice >= COLLAPSE_REPEATS and twice >= COLLAPSE_REPEAT_SHARE * shared
     if not together and not looks_collapsed(labels, encodings):
         return None
-    size = int(np.bincount(clustered).max())
-    seen = (f"{twice} of the {shared} pictures it is in with other faces show two of its faces together "
+    return (f"{twice} of the {shared} pictures it is in with other faces show two of its faces together "
             f"(up to {most} in one picture), so it holds at least {most} people"
             if together else "its faces are too many or too unlike for one person")
+
+
+def collapse_text(labels: np.ndarray, seen: str, method: str, threshold: float | None = None,
+                  better: tuple[str, int, int] | None = None) -> str:
+    """The warning for a collapse that :func:`what_collapsed` described as ``seen``."""
+    labels = np.asarray(labels)
+    size = int(np.bincount(labels[labels >= 0]).max())
     return f"the largest cluster ({size} of {len(labels)} faces) looks like many people merged into one: {seen}; " \
         + _suggestion(method, threshold, better)
 
