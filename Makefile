@@ -21,8 +21,12 @@ help:
 	tools/install.sh
 	@touch $@
 
+# requirements-dev.txt pins every package, dependencies too: uv installs the set as it is (--no-deps),
+# from its cache when that holds it (as tools/install.sh does), then the new modules are byte-compiled.
+UV := .venv/bin/uv pip install --quiet --python $(PY) --no-deps
 .venv/.installed-dev: .venv/.installed requirements-dev.txt tools/install-test-tools.sh
-	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	$(UV) --offline -r requirements-dev.txt 2>/dev/null || $(UV) -r requirements-dev.txt
+	$(PY) -m compileall -q -j 0 -x '/tests/' .venv/lib >/dev/null
 	tools/install-test-tools.sh
 	@touch $@
 
