@@ -53,14 +53,15 @@ demo-people: .venv/.installed dataset/00000000.jpg known/.built
 	$(PY) cluster_faces.py --encodings encodings.pickle --method adaptive --known known --output output
 	$(PY) search_faces.py --encodings encodings.pickle --query known/Alejandro_Toledo --output found
 
-# Every core (xdist), a test file to a worker: its module fixtures (a Dask cluster, a browser) are made once.
+# Every core (xdist), a test file to a worker: its module fixtures (a Dask cluster, a browser) are made once;
+# the files in collection order, the slowest first (tests/conftest.py: SLOWEST_FIRST).
 # One BLAS/OpenMP thread a process: the workers already fill the cores, and the scripts they start each
 # spawning a thread per core only fought for them (2 cores: 209 s -> 170-179 s, user CPU 5:40 -> 4:28-4:50).
 # The package is byte-compiled first: where .pyc files may not be written (PYTHONDONTWRITEBYTECODE),
 # each of the ~150 script runs the tests start compiled it again (~0.08 s CPU a run).
 test: .venv/.installed-dev
 	$(PY) -m compileall -q facecluster >/dev/null
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadfile tests
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadfile --no-loadscope-reorder tests
 
 bench: .venv/.installed-dev
 	$(PY) benchmarks/run.py
