@@ -26,7 +26,7 @@ help:
 UV := .venv/bin/uv pip install --quiet --python $(PY) --no-deps
 .venv/.installed-dev: .venv/.installed requirements-dev.txt tools/install-test-tools.sh
 	$(UV) --offline -r requirements-dev.txt 2>/dev/null || $(UV) -r requirements-dev.txt
-	$(PY) -m compileall -q -j 0 -x '/tests/' .venv/lib >/dev/null
+	$(PY) -m compileall -q -j 0 -x '/tests?/' .venv/lib >/dev/null
 	tools/install-test-tools.sh
 	@touch $@
 

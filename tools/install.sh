@@ -66,7 +66,7 @@ if [ "$DLIB" = cuda ]; then
     $VENV/bin/python -m pip uninstall -y -q dlib-bin 2>/dev/null || true
     $PIP install --no-binary dlib dlib==20.0.0
 else
-    $VENV/bin/python -m pip uninstall -y -q dlib 2>/dev/null || true
+    $VENV/bin/uv pip uninstall --quiet --python $VENV/bin/python dlib 2>/dev/null || true  # a CUDA build's, if any
 fi
 # --no-deps: its `dlib` requirement would compile dlib; dlib-bin (or the CUDA
 # build above) already provides the module.
@@ -86,8 +86,8 @@ uv_install --no-deps -e .
 # Byte-compile what uv linked (pip did this as it installed; uv does not): every
 # process would otherwise compile the modules it imports again when the
 # environment forbids writing the .pyc (PYTHONDONTWRITEBYTECODE).  The packages'
-# own test suites (tests/ folders) are never imported: skipped.
-"$VENV/bin/python" -m compileall -q -j 0 -x '/tests/' "$VENV/lib" >/dev/null
+# own test suites (test/ and tests/ folders) are never imported: skipped.
+"$VENV/bin/python" -m compileall -q -j 0 -x '/tests?/' "$VENV/lib" >/dev/null
 
 # Prove the models load (this is where a missing pkg_resources used to bite), and
 # say what runs the CNN detector on a CPU (onnxruntime; numpy where it is missing).
