@@ -84,17 +84,18 @@ def lfw_subset(lfw_root: str, subset: str) -> list[str]:
 # Encoding (our encode_faces.py pipeline, cached and incremental)
 # --------------------------------------------------------------------------
 
-def load_or_encode(cache: str, image_paths: list[str]) -> tuple[list[dict], float]:
+def load_or_encode(cache: str, image_paths: list[str], mirror: bool = True) -> tuple[list[dict], float]:
     """Records for ``image_paths`` with their encoding time, as encode_faces.py
-    makes them with its defaults (``-d auto``).  Results are kept beside
-    ``cache`` (its ``.cache.sqlite``), so only the first run pays for encoding."""
+    makes them with its defaults (``-d auto``; ``mirror=False``: as with
+    ``--no-mirror``).  Results are kept beside ``cache`` (its ``.cache.sqlite``),
+    so only the first run pays for encoding."""
     from facecluster.detect.detectors import choose_detector
     from facecluster.embed.encoders import choose_encoder
     from facecluster.run.pipeline import Method, encode_dataset
     from facecluster.sources.folder import Listing
 
     os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)
-    records, summary = encode_dataset(Listing(images=sorted(image_paths)), cache, Method(choose_detector("auto")[0], choose_encoder("numpy")[0]),
+    records, summary = encode_dataset(Listing(images=sorted(image_paths)), cache, Method(choose_detector("auto")[0], choose_encoder("numpy", mirror=mirror)[0]),
                                       on_result=lambda result, reused: None)
     print(f"[INFO] {summary.images} images, {summary.faces} faces ({summary.reused} reused, "
           f"{summary.encoded} encoded) in {summary.seconds:.0f} s", file=sys.stderr)

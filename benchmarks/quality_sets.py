@@ -106,21 +106,22 @@ ALIASES = {"ben afflek": "ben affleck"}
 
 
 def encoded(dataset: Path, cache_name: str, paths: list[str] | None = None, *,
-            corrected: bool = True) -> tuple[np.ndarray, list, list, list]:
+            corrected: bool = True, mirror: bool = True) -> tuple[np.ndarray, list, list, list]:
     """Encodings, the two label lists (largest, single) and the image paths of
-    a folder set; its folder labels corrected by ``CORRECTIONS/<cache_name>.csv``
-    where there is one, unless ``corrected`` is false."""
+    a folder set; its folder labels corrected by ``CORRECTIONS/<dataset name>.csv``
+    where there is one, unless ``corrected`` is false.  ``mirror=False``: encoded
+    as with ``--no-mirror`` (give it a ``cache_name`` of its own)."""
     from facecluster.cluster.evaluation import primary_face_labels, read_labels
     from facecluster.run.pipeline import list_dataset
     from quality import load_or_encode
 
     if paths is None:
         paths = list_dataset(str(dataset)).images
-    records, _ = load_or_encode(str(CACHE / f"{cache_name}.pickle"), paths)
+    records, _ = load_or_encode(str(CACHE / f"{cache_name}.pickle"), paths, mirror=mirror)
     X = np.asarray([r["encoding"] for r in records], dtype=np.float64)
     image_paths = [r["imagePath"] for r in records]
     folder = read_labels("folders", image_paths, str(dataset))
-    fixes = CORRECTIONS / f"{cache_name}.csv"
+    fixes = CORRECTIONS / f"{dataset.name}.csv"
     if corrected and fixes.is_file():
         folder = [fix or label for fix, label in zip(read_labels(str(fixes), image_paths, str(dataset)), folder)]
     faces_in: dict[str, int] = {}
