@@ -176,7 +176,8 @@ def test_workers_are_spawned_where_dlib_has_cuda(monkeypatch, fr_examples: Path)
     from facecluster.models import dlib_models
     from facecluster.run import pipeline
 
-    assert pipeline.start_method() == "fork"  # Linux, dlib-bin: the workers share the preloaded models
+    # Linux without CUDA (dlib-bin): forked, the workers share the preloaded models
+    assert pipeline.start_method() == ("spawn" if dlib_models.cuda_available() else "fork")
     monkeypatch.setattr(dlib_models, "cuda_available", lambda: True)
     assert pipeline.start_method() == "spawn"
     photos = [str(fr_examples / "_multi_face" / "examples__knn_examples__test__obama_and_biden.jpg"),
