@@ -8,7 +8,7 @@ set -uo pipefail
 SDIST=$1; LOG=$2
 PY=${PY:-python3}; DLIB_OUT=${DLIB_OUT:-/tmp/dlibpy}; JOBS=${JOBS:-$(nproc)}; CUDA_ARCH=${CUDA_ARCH:-90}
 HERE=$(cd "$(dirname "$0")" && pwd)
-SRC=/tmp/dlibsrc; BUILD=/tmp/dlibbuild; LINKS=/tmp/cudalinks
+SRC=${DLIB_SRC:-/tmp/dlibsrc}; BUILD=${DLIB_BUILD:-/tmp/dlibbuild}; LINKS=${CUDA_LINKS:-/tmp/cudalinks}
 rm -rf "$SRC" "$BUILD" "$LINKS"; mkdir -p "$SRC" "$BUILD" "$LINKS/lib" "$DLIB_OUT"
 tar xzf "$SDIST" -C "$SRC" --strip-components=1 || { echo "[BUILD] cannot unpack $SDIST"; exit 3; }
 
@@ -79,10 +79,11 @@ export LD_LIBRARY_PATH="$RUNTIME_LD${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 PYINC=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 PYARGS=(-DPYTHON_EXECUTABLE="$(command -v "$PY")" -DPython_EXECUTABLE="$(command -v "$PY")" -DPython3_EXECUTABLE="$(command -v "$PY")")
-if [ ! -e "$PYINC/Python.h" ]; then  # no python3-dev there: the carried 3.12 headers
+if [ ! -e "$PYINC/Python.h" ] || [ -n "${FORCE_CARRIED_HEADERS:-}" ]; then  # no python3-dev there: the carried 3.12 headers
     PYINC="$HERE/pyinc/python3.12"
     echo "[BUILD] $PY has no Python.h; using carried headers $PYINC"
-    PYARGS+=(-DPYTHON_INCLUDE_DIR="$PYINC" -DPython_INCLUDE_DIR="$PYINC" -DPython3_INCLUDE_DIR="$PYINC")
+    # pybind11's classic search overwrites PYTHON_INCLUDE_DIR from sysconfig unless told not to
+    PYARGS+=(-DPYBIND11_PYTHONLIBS_OVERWRITE=OFF -DPYTHON_INCLUDE_DIR="$PYINC" -DPython_INCLUDE_DIR="$PYINC" -DPython3_INCLUDE_DIR="$PYINC")
 fi
 
 GEN=(); command -v ninja >/dev/null && GEN=(-G Ninja)
