@@ -84,7 +84,7 @@ P=/tmp/pickles; mkdir -p $P
 encode() {  # NAME LIMIT SCRIPT ARGS...
     local name=$1 lim=$2; shift 2
     timed "encode-$name" "$lim" "$PY" "$@" --dataset .gpu/photos --encodings "$P/gpu_$name.pickle" --fresh 2>&1 \
-        | grep -v "processing image" | tee /tmp/encode.txt | head -40
+        | grep -v "processing image" | tee /tmp/encode.txt | awk "NR <= 40"
     rm -f "$P/gpu_$name.pickle.cache.sqlite"
     # photos/s: from the script's own "N images, ... S seconds" line, and from the wall time (start-up included)
     local wall; wall=$(grep "encode-$name:" "$OUT/timings.txt" | tail -1 | sed -E 's/.*: ([0-9.]+)s.*/\1/')
@@ -104,7 +104,7 @@ encode spawn 100 .gpu/encode_spawn.py -d cnn --batch-size 8
 compare spawn
 
 step "3c'' in one process, no pool (.gpu/inproc_encode.py): the GPU's own rate, batch 8 then 32"
-timed inproc8 60 "$PY" .gpu/inproc_encode.py "$P/gpu_inproc8.pickle" 8 2>&1 | tail -8
+timed inproc8 60 "$PY" .gpu/inproc_encode.py "$P/gpu_inproc8.pickle" 8 2>&1 | tail -25
 compare inproc8
 timed inproc32 45 "$PY" .gpu/inproc_encode.py "$P/gpu_inproc32.pickle" 32 2>&1 | grep "pass 2"
 
@@ -123,7 +123,7 @@ step "3f tests: tests/test_faces.py tests/test_recall.py (FACES_DATA=.gpu/data)"
 grep -E "^(PASSED|FAILED|ERROR|SKIPPED)|passed|failed" "$OUT/tests.log" | tail -60
 
 step "4 extras, if time is left: dlib's ResNet on CUDA (--encoder dlib, in one process)"
-if [ "$(left)" -gt 50 ]; then timed inproc8-dlibenc 45 "$PY" .gpu/inproc_encode.py "$P/gpu_inproc8-dlibenc.pickle" 8 dlib 2>&1 | tail -3; compare inproc8-dlibenc
+if [ "$(left)" -gt 50 ]; then timed inproc8-dlibenc 45 "$PY" .gpu/inproc_encode.py "$P/gpu_inproc8-dlibenc.pickle" 8 dlib 2>&1 | tail -12; compare inproc8-dlibenc
 else echo "[SKIP] --encoder dlib: $(left)s left"; fi
 
 step "done"
