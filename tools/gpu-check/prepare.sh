@@ -13,7 +13,7 @@ VPY=$ROOT/.venv/bin/python
 grep -qx '/.gpu/' "$(git -C "$ROOT" rev-parse --git-common-dir)/info/exclude" || \
     echo '/.gpu/' >> "$(git -C "$ROOT" rev-parse --git-common-dir)/info/exclude"
 mkdir -p "$G/whl" "$G/cpu" "$G/site/face_recognition_models/models" "$G/pyinc"
-cp "$HERE"/check.sh "$HERE"/build_dlib.sh "$HERE"/compare.py "$G/"
+cp "$HERE"/check.sh "$HERE"/build_dlib.sh "$HERE"/compare.py "$HERE"/encode_spawn.py "$HERE"/inproc_encode.py "$G/"
 
 # dlib's sdist (built on the device), and the pure-python wheels the image lacks
 [ -s "$G/dlib-20.0.0.tar.gz" ] || python3 -m pip download -q --no-binary :all: --no-deps dlib==20.0.0 -d "$G"
