@@ -33,6 +33,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
 
+ASKED=$DLIB
 if [ "$DLIB" = auto ]; then
     if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 && command -v nvcc >/dev/null; then
         DLIB=cuda
@@ -48,9 +49,20 @@ if [ "$DLIB" = cuda ]; then
 fi
 $PIP install -r "$requirements" ${EXTRA:+-r "$EXTRA"}
 if [ "$DLIB" = cuda ]; then
-    echo "[INFO] building dlib from source with CUDA (takes several minutes)"
+    echo "[INFO] building dlib from source with CUDA (takes several minutes; log: $VENV/dlib-build.log)"
     $VENV/bin/python -m pip uninstall -y -q dlib-bin 2>/dev/null || true
-    $PIP install --no-binary dlib dlib==20.0.0
+    # Built, it must also load beside numpy: on an H200 with CUDA 13 (2026-12-04, docs/detection.md)
+    # dlib's sdist needed patches to build, and the module then crashed at import after numpy.
+    if ! $PIP install --no-binary dlib dlib==20.0.0 >"$VENV/dlib-build.log" 2>&1 \
+        || ! "$VENV/bin/python" -c 'import numpy, dlib; assert dlib.DLIB_USE_CUDA' >>"$VENV/dlib-build.log" 2>&1; then
+        if [ "$ASKED" = cuda ]; then
+            echo "[ERROR] dlib with CUDA did not build or does not load here: see $VENV/dlib-build.log" >&2
+            exit 2
+        fi
+        echo "[WARNING] dlib with CUDA did not build or does not load here (see $VENV/dlib-build.log): installing the prebuilt dlib-bin, without CUDA" >&2
+        $VENV/bin/python -m pip uninstall -y -q dlib 2>/dev/null || true
+        $PIP install "$(grep '^dlib-bin' requirements.txt)"
+    fi
 else
     $VENV/bin/python -m pip uninstall -y -q dlib 2>/dev/null || true
 fi

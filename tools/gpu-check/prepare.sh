@@ -13,7 +13,7 @@ VPY=$ROOT/.venv/bin/python
 grep -qx '/.gpu/' "$(git -C "$ROOT" rev-parse --git-common-dir)/info/exclude" || \
     echo '/.gpu/' >> "$(git -C "$ROOT" rev-parse --git-common-dir)/info/exclude"
 mkdir -p "$G/whl" "$G/cpu" "$G/site/face_recognition_models/models" "$G/pyinc"
-cp "$HERE"/check.sh "$HERE"/build_dlib.sh "$HERE"/compare.py "$HERE"/encode_spawn.py "$HERE"/inproc_encode.py "$G/"
+cp "$HERE"/check.sh "$HERE"/build_dlib.sh "$HERE"/compare.py "$HERE"/encode_spawn.py "$HERE"/inproc_encode.py "$HERE"/diag.sh "$G/"
 
 # dlib's sdist (built on the device), and the pure-python wheels the image lacks
 [ -s "$G/dlib-20.0.0.tar.gz" ] || python3 -m pip download -q --no-binary :all: --no-deps dlib==20.0.0 -d "$G"
@@ -45,7 +45,7 @@ mkdir -p "$T"/lfw-deepfunneled/{Aaron_Peirsol,Abdullah_Gul,Aaron_Eckhart,AJ_Cook
 for p in Aaron_Peirsol Abdullah_Gul; do ls "$DATA/lfw-deepfunneled/$p"/*.jpg | sort | head -3 | xargs -I{} cp {} "$T/lfw-deepfunneled/$p/"; done
 cp "$DATA"/lfw-deepfunneled/Aaron_Eckhart/Aaron_Eckhart_0001.jpg "$T/lfw-deepfunneled/Aaron_Eckhart/"
 cp "$DATA"/lfw-deepfunneled/AJ_Cook/AJ_Cook_0001.jpg "$T/lfw-deepfunneled/AJ_Cook/"
-cp "$DATA"/face_recognition_examples/_multi_face/examples__two_people.jpg "$T/face_recognition_examples/_multi_face/"
+cp "$DATA"/face_recognition_examples/_multi_face/examples__{two_people,knn_examples__test__obama_and_biden}.jpg "$T/face_recognition_examples/_multi_face/"
 cp "$DATA"/face_recognition_examples/obama/examples__obama{-1080p,_small}.jpg "$T/face_recognition_examples/obama/"
 cp "$DATA/glint_aligned_crops/Barack Obama/102.png" "$T/glint_aligned_crops/Barack Obama/"
 
