@@ -31,13 +31,10 @@ from collections import Counter
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(ROOT))
+from bench_paths import ROOT, faces_data  # noqa: E402  (first: sets up sys.path)
 
 DEFAULT_CACHE = str(ROOT / ".cache" / "quality" / "bench-3474.pickle")
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "quality-lfw-bench.md"
@@ -383,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         title = f"Clustering quality on `{args.encodings}` (labels: `{args.labels}`)"
         notes.append(f"- {_describe(data, None)}; {sum(i is not None for i in identities)} labelled.")
     else:
-        lfw = args.lfw or os.path.join(os.environ.get("FACES_DATA", str(ROOT.parent / "shared" / "datasets")),
+        lfw = args.lfw or os.path.join(str(faces_data()),
                                        "lfw-deepfunneled")
         if not os.path.isdir(lfw):
             parser.error(f"no LFW folder at {lfw}; pass --lfw or set FACES_DATA")

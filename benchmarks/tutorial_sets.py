@@ -33,16 +33,12 @@ come from ``make quality``'s cache (``.cache/quality/``).  Writes
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-for path in (ROOT, ROOT / "benchmarks"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+from bench_paths import ROOT, faces_data  # noqa: E402  (first: sets up sys.path)
 
 OUT = ROOT / "benchmarks" / "results" / "tutorial-sets.md"
 DRAWS = 200
@@ -144,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     from scale import write_report
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.environ.get("FACES_DATA", str(ROOT.parent / "shared" / "datasets")))
+    parser.add_argument("--data", default=str(faces_data()))
     parser.add_argument("--draws", type=int, default=DRAWS)
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
