@@ -26,15 +26,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench_paths import faces_data  # noqa: E402  (first: sets up sys.path)
 
 CASES = [
     ("lfw250 up1", "lfw-deepfunneled/Aaron_Eckhart/Aaron_Eckhart_0001.jpg", 1),
@@ -47,8 +44,7 @@ CASES = [
 
 
 def _data_root() -> Path:
-    data = os.environ.get("FACES_DATA")
-    return Path(data) if data else ROOT.parent / "shared" / "datasets"
+    return faces_data()
 
 
 def _load(path: Path) -> np.ndarray:

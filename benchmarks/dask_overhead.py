@@ -29,9 +29,7 @@ from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_paths import ROOT, faces_data  # noqa: E402  (first: sets up sys.path)
 
 from facecluster.run.dask_local import LocalCluster, local_cluster  # noqa: E402
 from quality import lfw_subset  # noqa: E402  (the one definition of the subsets)
@@ -81,7 +79,7 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=500, help="how many photos of LFW bench-3474 (default 500)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of (local, dask), alternating (default 3)")
     args = parser.parse_args()
-    lfw = Path(os.environ.get("FACES_DATA", ROOT.parent / "shared" / "datasets")) / "lfw-deepfunneled"
+    lfw = faces_data() / "lfw-deepfunneled"
     with tempfile.TemporaryDirectory(prefix="dask-bench-") as scratch:
         work = Path(scratch)
         photos = photo_folder(lfw, args.photos, work / "photos")

@@ -7,12 +7,9 @@ few (min_detect_side, max_detect_side) pairs; prints faces found, photos with
 a face and ms per photo.  Usage: FACES_DATA=../shared/datasets python benchmarks/detection_scale.py
 """
 
-import os
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench_paths import faces_data  # noqa: E402  (first: sets up sys.path)
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from facecluster.detect.detectors import HogDetector  # noqa: E402
@@ -21,7 +18,7 @@ from facecluster.sources.images import load_image  # noqa: E402
 
 
 def main() -> None:
-    data = Path(os.environ.get("FACES_DATA", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    data = faces_data()
     threadpool_limits(1)
     HogDetector().preload()
     sets = {

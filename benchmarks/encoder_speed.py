@@ -36,14 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench_paths import faces_data  # noqa: E402  (first: sets up sys.path)
 
 
 def _lfw_root() -> Path:
-    data = os.environ.get("FACES_DATA")
-    base = Path(data) if data else ROOT.parent / "shared" / "datasets"
+    base = faces_data()
     path = base / "lfw-deepfunneled"
     if not path.is_dir():
         sys.exit(f"no LFW at {path}: set FACES_DATA to the folder holding lfw-deepfunneled/")

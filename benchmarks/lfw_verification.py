@@ -29,8 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench_paths import ROOT  # noqa: E402  (first: sets up sys.path)
 
 from facecluster.detect.detectors import DETECTION_METHODS, choose_detector  # noqa: E402
 from facecluster.embed.encoders import DEFAULT_MIRROR, LANDMARK_MODELS, choose_encoder  # noqa: E402

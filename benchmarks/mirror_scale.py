@@ -32,14 +32,10 @@ import os
 import pickle
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-for path in (ROOT, ROOT / "benchmarks"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+from bench_paths import ROOT  # noqa: E402  (first: sets up sys.path)
 
 from facecluster.run.pipeline import Method  # noqa: E402
 

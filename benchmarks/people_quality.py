@@ -38,10 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-for path in (ROOT, ROOT / "benchmarks"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+from bench_paths import ROOT, faces_data  # noqa: E402  (first: sets up sys.path)
 
 OUT = ROOT / "benchmarks" / "results" / "people-quality.md"
 CACHE = ROOT / ".cache" / "quality"
@@ -185,7 +182,7 @@ def stability(c: dict, seed: int) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default=os.environ.get("FACES_DATA", str(ROOT.parent / "shared" / "datasets")))
+    ap.add_argument("--data", default=str(faces_data()))
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
     from facecluster.people.naming import NAME_MARGIN, NAME_THRESHOLD, PULL_THRESHOLD

@@ -14,14 +14,12 @@ import argparse
 import logging
 import os
 import resource
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import bench_paths  # noqa: E402,F401  (sets up sys.path)
 from facecluster.present import PresentOptions, present  # noqa: E402
 from facecluster.present.clusters import group_clusters  # noqa: E402
 

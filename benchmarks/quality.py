@@ -31,13 +31,10 @@ from collections import Counter
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(ROOT))
+from bench_paths import ROOT, faces_data  # noqa: E402  (first: sets up sys.path)
 
 DEFAULT_CACHE = str(ROOT / ".cache" / "quality" / "bench-3474.pickle")
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "quality-lfw-bench.md"
@@ -84,17 +81,18 @@ def lfw_subset(lfw_root: str, subset: str) -> list[str]:
 # Encoding (our encode_faces.py pipeline, cached and incremental)
 # --------------------------------------------------------------------------
 
-def load_or_encode(cache: str, image_paths: list[str]) -> tuple[list[dict], float]:
+def load_or_encode(cache: str, image_paths: list[str], mirror: bool = True) -> tuple[list[dict], float]:
     """Records for ``image_paths`` with their encoding time, as encode_faces.py
-    makes them with its defaults (``-d auto``).  Results are kept beside
-    ``cache`` (its ``.cache.sqlite``), so only the first run pays for encoding."""
+    makes them with its defaults (``-d auto``; ``mirror=False``: as with
+    ``--no-mirror``).  Results are kept beside ``cache`` (its ``.cache.sqlite``),
+    so only the first run pays for encoding."""
     from facecluster.detect.detectors import choose_detector
     from facecluster.embed.encoders import choose_encoder
     from facecluster.run.pipeline import Method, encode_dataset
     from facecluster.sources.folder import Listing
 
     os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)
-    records, summary = encode_dataset(Listing(images=sorted(image_paths)), cache, Method(choose_detector("auto")[0], choose_encoder("numpy")[0]),
+    records, summary = encode_dataset(Listing(images=sorted(image_paths)), cache, Method(choose_detector("auto")[0], choose_encoder("numpy", mirror=mirror)[0]),
                                       on_result=lambda result, reused: None)
     print(f"[INFO] {summary.images} images, {summary.faces} faces ({summary.reused} reused, "
           f"{summary.encoded} encoded) in {summary.seconds:.0f} s", file=sys.stderr)
@@ -382,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         title = f"Clustering quality on `{args.encodings}` (labels: `{args.labels}`)"
         notes.append(f"- {_describe(data, None)}; {sum(i is not None for i in identities)} labelled.")
     else:
-        lfw = args.lfw or os.path.join(os.environ.get("FACES_DATA", str(ROOT.parent / "shared" / "datasets")),
+        lfw = args.lfw or os.path.join(str(faces_data()),
                                        "lfw-deepfunneled")
         if not os.path.isdir(lfw):
             parser.error(f"no LFW folder at {lfw}; pass --lfw or set FACES_DATA")

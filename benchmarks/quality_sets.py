@@ -53,10 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-for path in (ROOT, ROOT / "benchmarks"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+from bench_paths import ROOT, faces_data  # noqa: E402  (first: sets up sys.path)
 
 OUT = ROOT / "benchmarks" / "results" / "quality-sets.md"
 CORRECTIONS = ROOT / "benchmarks" / "label-corrections"
@@ -106,21 +103,22 @@ ALIASES = {"ben afflek": "ben affleck"}
 
 
 def encoded(dataset: Path, cache_name: str, paths: list[str] | None = None, *,
-            corrected: bool = True) -> tuple[np.ndarray, list, list, list]:
+            corrected: bool = True, mirror: bool = True) -> tuple[np.ndarray, list, list, list]:
     """Encodings, the two label lists (largest, single) and the image paths of
-    a folder set; its folder labels corrected by ``CORRECTIONS/<cache_name>.csv``
-    where there is one, unless ``corrected`` is false."""
+    a folder set; its folder labels corrected by ``CORRECTIONS/<dataset name>.csv``
+    where there is one, unless ``corrected`` is false.  ``mirror=False``: encoded
+    as with ``--no-mirror`` (give it a ``cache_name`` of its own)."""
     from facecluster.cluster.evaluation import primary_face_labels, read_labels
     from facecluster.run.pipeline import list_dataset
     from quality import load_or_encode
 
     if paths is None:
         paths = list_dataset(str(dataset)).images
-    records, _ = load_or_encode(str(CACHE / f"{cache_name}.pickle"), paths)
+    records, _ = load_or_encode(str(CACHE / f"{cache_name}.pickle"), paths, mirror=mirror)
     X = np.asarray([r["encoding"] for r in records], dtype=np.float64)
     image_paths = [r["imagePath"] for r in records]
     folder = read_labels("folders", image_paths, str(dataset))
-    fixes = CORRECTIONS / f"{cache_name}.csv"
+    fixes = CORRECTIONS / f"{dataset.name}.csv"
     if corrected and fixes.is_file():
         folder = [fix or label for fix, label in zip(read_labels(str(fixes), image_paths, str(dataset)), folder)]
     faces_in: dict[str, int] = {}
@@ -559,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     from scale import write_report
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=os.environ.get("FACES_DATA", str(ROOT.parent / "shared" / "datasets")))
+    parser.add_argument("--data", default=str(faces_data()))
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
     data = Path(args.data)

@@ -30,14 +30,12 @@ from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench_paths import ROOT, faces_data  # noqa: E402  (first: sets up sys.path)
 
 from facecluster.cluster.methods import cluster_encodings  # noqa: E402
 from facecluster.cluster.evaluation import evaluate, primary_face_labels, read_labels  # noqa: E402
 from facecluster.store import load_encodings  # noqa: E402
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
 from quality import lfw_subset  # noqa: E402  (the one definition of the subsets)
 
 CACHE = ROOT / ".cache" / "bench"
@@ -164,7 +162,7 @@ def main() -> int:
                         help="also run ours with --no-mirror in each round (what the default mirror pass costs)")
     parser.add_argument("--out", default="bench-results", help="folder for the markdown tables")
     args = parser.parse_args()
-    data = Path(os.environ.get("FACES_DATA") or ROOT.parent / "shared" / "datasets")
+    data = faces_data()
     if not (data / "lfw-deepfunneled").is_dir():
         print(f"[ERROR] no photo sets at {data}: set FACES_DATA", file=sys.stderr)
         return 2

@@ -35,10 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-for path in (ROOT, ROOT / "benchmarks"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+from bench_paths import ROOT  # noqa: E402  (first: sets up sys.path)
 
 OUT = ROOT / "benchmarks" / "results" / "search-scale.md"
 SIZES = (10_000, 100_000, 1_000_000)

@@ -7,11 +7,9 @@ pickle format, so its faces can be counted and clustered like ours.
 """
 
 import argparse
-import os
 import pickle
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import bench_paths  # noqa: E402,F401  (sets up sys.path)
 from facecluster.models.dlib_models import install_pkg_resources_shim  # noqa: E402  (same models, same install)
 
 install_pkg_resources_shim()

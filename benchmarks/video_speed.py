@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench_paths import faces_data  # noqa: E402  (first: sets up sys.path)
 
 from facecluster.detect.detectors import choose_detector  # noqa: E402
 from facecluster.embed.encoders import choose_encoder  # noqa: E402
@@ -85,7 +85,7 @@ def main() -> int:
     ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     ap.add_argument("-d", "--detection-method", default="auto", choices=("auto", "hog", "cnn"))
     args = ap.parse_args()
-    data = Path(os.environ.get("FACES_DATA", Path(__file__).resolve().parents[2] / "shared" / "datasets")) / "videos"
+    data = faces_data() / "videos"
     method = Method(choose_detector(args.detection_method)[0], choose_encoder("numpy", "small", 1)[0])
     method.preload()
     options = VideoOptions(args.step, args.faces_per_track)

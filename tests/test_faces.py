@@ -169,6 +169,29 @@ def test_cnn_batch_matches_single(lfw: Path) -> None:
         assert all(len(boxes) >= 1 for boxes in batched)
 
 
+def test_workers_are_spawned_where_dlib_has_cuda(monkeypatch, fr_examples: Path) -> None:
+    """A CUDA context does not survive a fork, and a dlib built with CUDA put the CNN on the GPU
+    when the parent preloaded it: there the pool spawns its workers, which load their own models
+    and find what the parent finds."""
+    from facecluster.models import dlib_models
+    from facecluster.run import pipeline
+
+    # Linux without CUDA (dlib-bin): forked, the workers share the preloaded models
+    assert pipeline.start_method() == ("spawn" if dlib_models.cuda_available() else "fork")
+    monkeypatch.setattr(dlib_models, "cuda_available", lambda: True)
+    assert pipeline.start_method() == "spawn"
+    photos = [str(fr_examples / "_multi_face" / "examples__knn_examples__test__obama_and_biden.jpg"),
+              str(fr_examples / "obama" / "examples__obama_small.jpg")]
+    method = Method(HogDetector(), NumpyEncoder())
+    spawned = {result.path: result for result in pipeline.run_in_processes([[photo] for photo in photos], method, 2)}
+    for here in pipeline.encode_photos(photos, method):
+        there = spawned[here.path]
+        assert there.status == here.status == "faces"
+        assert [face.box for face in there.faces] == [face.box for face in here.faces]
+        assert np.allclose([face.encoding for face in there.faces], [face.encoding for face in here.faces], atol=1e-6)
+    assert len(spawned[photos[0]].faces) >= 2  # Obama and Biden at least
+
+
 def test_models_load_without_pkg_resources(fr_examples: Path) -> None:
     """setuptools 81+ and fresh 3.12 venvs have no pkg_resources; face_recognition_models needs it."""
     photo = fr_examples / "obama" / "examples__obama_small.jpg"

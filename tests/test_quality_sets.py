@@ -25,7 +25,7 @@ def test_a_correction_file_relabels_only_the_photos_it_names(tmp_path: Path, mon
         (tmp_path / "set" / name).write_bytes(b"")
     photos = sorted(str(p) for p in (tmp_path / "set").rglob("*.png"))
     records = [{"imagePath": p, "loc": (0, 10, 10, 0), "encoding": np.zeros(128)} for p in photos]
-    monkeypatch.setattr(quality, "load_or_encode", lambda cache, paths: (records, 0.0))
+    monkeypatch.setattr(quality, "load_or_encode", lambda cache, paths, mirror=True: (records, 0.0))
     corrections = tmp_path / "corrections"
     corrections.mkdir()
     (corrections / "set.csv").write_text("path,identity\nAnn/2.png,Cy\n")

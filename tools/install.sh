@@ -47,6 +47,7 @@ uv_install() {
     $UV --offline "$@" 2>/dev/null || $UV "$@"
 }
 
+ASKED=$DLIB
 if [ "$DLIB" = auto ]; then
     if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 && command -v nvcc >/dev/null; then
         DLIB=cuda
@@ -62,9 +63,20 @@ if [ "$DLIB" = cuda ]; then
 fi
 uv_install -r "$requirements"
 if [ "$DLIB" = cuda ]; then
-    echo "[INFO] building dlib from source with CUDA (takes several minutes)"
+    echo "[INFO] building dlib from source with CUDA (takes several minutes; log: $VENV/dlib-build.log)"
     $VENV/bin/python -m pip uninstall -y -q dlib-bin 2>/dev/null || true
-    $PIP install --no-binary dlib dlib==20.0.0
+    # Built, it must also load beside numpy: on an H200 with CUDA 13 (2026-12-04, docs/detection.md)
+    # dlib's sdist needed patches to build, and the module then crashed at import after numpy.
+    if ! $PIP install --no-binary dlib dlib==20.0.0 >"$VENV/dlib-build.log" 2>&1 \
+        || ! "$VENV/bin/python" -c 'import numpy, dlib; assert dlib.DLIB_USE_CUDA' >>"$VENV/dlib-build.log" 2>&1; then
+        if [ "$ASKED" = cuda ]; then
+            echo "[ERROR] dlib with CUDA did not build or does not load here: see $VENV/dlib-build.log" >&2
+            exit 2
+        fi
+        echo "[WARNING] dlib with CUDA did not build or does not load here (see $VENV/dlib-build.log): installing the prebuilt dlib-bin, without CUDA" >&2
+        $VENV/bin/python -m pip uninstall -y -q dlib 2>/dev/null || true
+        $PIP install "$(grep '^dlib-bin' requirements.txt)"
+    fi
 else
     $VENV/bin/uv pip uninstall --quiet --python $VENV/bin/python dlib 2>/dev/null || true  # a CUDA build's, if any
 fi

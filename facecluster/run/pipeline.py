@@ -204,12 +204,22 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
+def start_method() -> str:
+    """How worker processes start: ``fork`` on Linux, ``spawn`` elsewhere and with CUDA.
+
+    Forked after preload(), the workers share the models this process loaded
+    instead of each loading its own (about a second apiece).  Elsewhere fork is
+    unsafe; and a dlib built with CUDA put the CNN's weights on the GPU as
+    preload() loaded them, and a CUDA context does not survive a fork, so
+    spawned workers load their own models there.
+    """
+    from ..models.dlib_models import cuda_available
+
+    return "fork" if sys.platform.startswith("linux") and not cuda_available() else "spawn"
+
+
 def _pool(workers: int) -> ProcessPoolExecutor:
-    # On Linux the workers are forked from this process after preload(), so
-    # they share its already-loaded models instead of each loading its own
-    # (about a second apiece).  Elsewhere fork is unsafe: spawn, and load lazily.
-    start_method = "fork" if sys.platform.startswith("linux") else "spawn"
-    context = multiprocessing.get_context(start_method)
+    context = multiprocessing.get_context(start_method())
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),))
 
 
