@@ -338,13 +338,14 @@ def test_a_malformed_dask_address_is_one_line_at_once(twelve: Path, tmp_path: Pa
 
 
 def test_a_silent_listener_and_an_http_server_are_not_schedulers(twelve: Path, tmp_path: Path) -> None:
-    env = {"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "3s"}
+    # Both listeners stay silent, so each run waits out the whole connect timeout: set short.
+    env = {"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"}
     with contextlib.closing(_listener()) as silent:
         address = "tcp://127.0.0.1:%d" % silent.getsockname()[1]
         done = run_script("encode_faces.py", "-i", str(twelve), "-e", str(tmp_path / "e.pickle"), "--dask", address,
                           env=env, timeout=60)
         line = one_error(done)
-        assert line == (f"[ERROR] {address} is not a Dask scheduler: it took the connection but said nothing in 3 s "
+        assert line == (f"[ERROR] {address} is not a Dask scheduler: it took the connection but said nothing in 1 s "
                         "(a scheduler greets at once); check the host and port") and done.stderr.strip() == line
     with contextlib.closing(_listener()) as probe:
         port = probe.getsockname()[1]

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components
 
 from ..cluster.graph import EXACT_MAX_FACES, ivf_index
@@ -289,6 +288,10 @@ def _match_group(rows: np.ndarray, cols: np.ndarray, dist: np.ndarray) -> dict[i
                 match[int(rows[k])] = int(cols[k])
                 used.add(int(cols[k]))
         return match
+    # Imported here: scipy.optimize costs every cluster_faces.py run ~0.25 s to import, and only
+    # a contested match (two clusters near one stored person) needs it.
+    from scipy.optimize import linear_sum_assignment
+
     cost = np.full((len(r), len(c)), 1e6)
     cost[np.searchsorted(r, rows), np.searchsorted(c, cols)] = dist
     chosen_r, chosen_c = linear_sum_assignment(cost)
