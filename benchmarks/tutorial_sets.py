@@ -101,23 +101,15 @@ def five_celebs(data: Path, singles: list[np.ndarray], single_labels: list) -> t
     return [np.vstack([X, Y]) for X, Y in zip(encodings, singles)], list(labels) + single_labels
 
 
-def dbscan_score(X: np.ndarray, labels: list) -> tuple[float, float, int]:
-    """Pairwise F1 and precision of cluster_faces.py's defaults (DBSCAN, eps 0.5,
-    min_samples 5) on ``X``, and the number of people it finds."""
+def score(X: np.ndarray, labels: list, method: str = "dbscan") -> tuple[float, float, int]:
+    """Pairwise F1 and precision of ``cluster_faces.py --method method`` at its defaults
+    (dbscan: eps 0.5, min_samples 5) on ``X``, and the number of people it finds."""
     from facecluster.cluster import cluster_encodings
     from facecluster.cluster.evaluation import evaluate
 
-    found = cluster_encodings(X, "dbscan")
-    score = evaluate(found, labels)
-    return score["pairwise_f1"], score["pairwise_precision"], len(set(found.tolist()) - {-1})
-
-
-def adaptive_f1(X: np.ndarray, labels: list) -> float:
-    """Pairwise F1 of ``cluster_faces.py --method adaptive`` on ``X``."""
-    from facecluster.cluster import cluster_encodings
-    from facecluster.cluster.evaluation import evaluate
-
-    return evaluate(cluster_encodings(X, "adaptive"), labels)["pairwise_f1"]
+    found = cluster_encodings(X, method)
+    scores = evaluate(found, labels)
+    return scores["pairwise_f1"], scores["pairwise_precision"], len(set(found.tolist()) - {-1})
 
 
 def summary_lines(f1: np.ndarray, precision: np.ndarray) -> list[str]:
@@ -149,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no lfw-deepfunneled/ and five_celebs/ in {data}; set FACES_DATA or pass --data")
 
     encodings, labels, draws, pool = lfw_draws(data, args.draws)
-    scores = np.array([[dbscan_score(X[rows], [labels[i] for i in rows]) for X in encodings] for rows in draws])
+    scores = np.array([[score(X[rows], [labels[i] for i in rows]) for X in encodings] for rows in draws])
     f1, precision = scores[:, :, 0], scores[:, :, 1]
     lines = ["# The tutorial's two commands at their defaults, on collections like the tutorial's", "",
              f"Written by `benchmarks/tutorial_sets.py`: cluster_faces.py's defaults (DBSCAN, eps 0.5, min_samples 5) "
@@ -165,14 +157,14 @@ def main(argv: list[str] | None = None) -> int:
               f"{int(scores[d, 0, 2])} / {int(scores[d, 1, 2])} / {int(scores[d, 2, 2])}" for d in worse] or ["- none"]
     singles = [i for photo in np.random.default_rng(1).choice(len(pool), SINGLETONS, replace=False) for i in pool[photo]]
     celeb_encodings, celeb_labels = five_celebs(data, [X[singles] for X in encodings], [labels[i] for i in singles])
-    celebs = [dbscan_score(X, celeb_labels) for X in celeb_encodings]
-    adaptive = np.array([adaptive_f1(encodings[2][rows], [labels[i] for i in rows]) for rows in draws])
+    celebs = [score(X, celeb_labels) for X in celeb_encodings]
+    adaptive = np.array([score(encodings[2][rows], [labels[i] for i in rows], "adaptive")[0] for rows in draws])
     lines += ["", f"five_celebs (5 people, 14-30 web photos each, over decades) + {SINGLETONS} LFW singletons: F1 "
               + ", ".join(f"{name} {score[0]:.3f} ({score[2]} people)" for name, score in zip(ENCODINGS, celebs))
               + ". Photos decades apart are left as outliers at eps 0.5 by every encoding (pairwise recall).",
               "", f"`--method adaptive` on the defaults' encodings: the LFW draws mean F1 {adaptive.mean():.3f}, "
               f"{(adaptive >= 0.99).sum()} draws >= 0.99, lowest {adaptive.min():.3f}; five_celebs + singletons "
-              f"{adaptive_f1(celeb_encodings[2], celeb_labels):.3f}."]
+              f"{score(celeb_encodings[2], celeb_labels, 'adaptive')[0]:.3f}."]
     print("\n".join(lines))
     write_report(args.out, lines)
     return 0
