@@ -174,12 +174,12 @@ def test_workers_are_spawned_where_dlib_has_cuda(monkeypatch, fr_examples: Path)
     when the parent preloaded it: there the pool spawns its workers, which load their own models
     and find what the parent finds."""
     from facecluster.models import dlib_models
-    from facecluster.run import pipeline
+    from facecluster.run import pipeline, pool
 
     # Linux without CUDA (dlib-bin): forked, the workers share the preloaded models
-    assert pipeline.start_method() == ("spawn" if dlib_models.cuda_available() else "fork")
+    assert pool.start_method() == ("spawn" if dlib_models.cuda_available() else "fork")
     monkeypatch.setattr(dlib_models, "cuda_available", lambda: True)
-    assert pipeline.start_method() == "spawn"
+    assert pool.start_method() == "spawn"
     photos = [str(fr_examples / "_multi_face" / "examples__knn_examples__test__obama_and_biden.jpg"),
               str(fr_examples / "obama" / "examples__obama_small.jpg")]
     method = Method(HogDetector(), NumpyEncoder())

@@ -12,20 +12,18 @@ caller, at the end.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 import time
-from collections import Counter, deque
-from contextlib import contextmanager
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from collections import Counter
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Callable, Iterator
 
 import numpy as np
 
 from .photo_cache import Fingerprint, PhotoResult, ResultCache, open_cache
+from .pool import KILLED, in_pool
 from ..sources.skips import ImageSkipped, Skip, display_path
 from ..sources.folder import Listing, list_images
 from ..sources.images import LoadedImage, load_image
@@ -95,34 +93,6 @@ class RunSummary:
 
     def skipped_by_category(self) -> Counter:
         return Counter(skip.category for skip in self.skipped)
-
-
-def die_with_parent(parent: int) -> None:
-    """Have the kernel kill this process when its parent dies, even by SIGKILL (Linux; elsewhere nothing).
-
-    ``parent`` is the parent's pid as it forked us: if it is already gone, exit now.
-    """
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        PR_SET_PDEATHSIG = 1
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):  # no libc prctl: the SIGTERM handler still stops us
-            pass
-    if os.getppid() != parent:  # the parent died between fork and prctl
-        os._exit(1)
-
-
-def _worker_init(parent: int) -> None:
-    # A worker never outlives the run: killed with it, even by SIGKILL (a worker holds
-    # 200+ MB and the cache open).
-    die_with_parent(parent)
-    # One BLAS thread per process: the processes already use every core.
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
 
 
 def _skipped(path: str, category: str, reason: str, passing: bool = False) -> PhotoResult:
@@ -204,45 +174,6 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
-def start_method() -> str:
-    """How worker processes start: ``fork`` on Linux, ``spawn`` elsewhere and with CUDA.
-
-    Forked after preload(), the workers share the models this process loaded
-    instead of each loading its own (about a second apiece).  Elsewhere fork is
-    unsafe; and a dlib built with CUDA put the CNN's weights on the GPU as
-    preload() loaded them, and a CUDA context does not survive a fork, so
-    spawned workers load their own models there.
-    """
-    from ..models.dlib_models import cuda_available
-
-    return "fork" if sys.platform.startswith("linux") and not cuda_available() else "spawn"
-
-
-def _pool(workers: int) -> ProcessPoolExecutor:
-    context = multiprocessing.get_context(start_method())
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),))
-
-
-@contextmanager
-def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
-    """A pool of ``workers`` processes, shut down when the block ends.
-
-    On an exception (Ctrl-C, SIGTERM, an error) the workers are killed at once
-    rather than waited for: a photo in flight may take seconds, and a run that
-    was told to stop must stop.  Killed or not, they never outlive this
-    process (:func:`die_with_parent`).
-    """
-    pool = _pool(workers)
-    try:
-        yield pool
-    except BaseException:
-        for process in list((getattr(pool, "_processes", None) or {}).values()):  # no public call before 3.14
-            process.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-
-
 Runner = Callable[[list[list[str]], Method, int], Iterator[PhotoResult]]
 """Runs tasks (lists of photo paths) through :func:`encode_photos` on ``workers``
 workers and yields every photo's result as it comes; :func:`run_in_processes`
@@ -250,40 +181,18 @@ here, a Dask cluster elsewhere."""
 
 
 def run_in_processes(tasks: list[list[str]], method: Method, workers: int) -> Iterator[PhotoResult]:
-    """The local :data:`Runner`: yield results as worker processes finish them, a few tasks in flight.
+    """The local :data:`Runner`: yield results as worker processes finish them.
 
-    If a worker dies (a decoder crashing on a hostile file), the photos that
-    were in flight are retried one at a time, each in a process of its own,
-    and one that kills it again is reported as skipped; the rest of the run
-    goes on in a fresh pool.
+    A photo that kills its worker (a decoder crashing on a hostile file) is
+    reported as skipped; the photos in flight beside it are tried again one
+    at a time (:func:`~.pool.in_pool`), and the run goes on.
     """
-    queue = deque(tasks)
-    while queue:
-        suspects: list[list[str]] = []
-        with worker_pool(workers) as pool:
-            in_flight: dict[Future, list[str]] = {}
-            try:
-                while queue or in_flight:
-                    while queue and len(in_flight) < workers * 2:
-                        task = queue.popleft()
-                        in_flight[pool.submit(encode_photos, task, method)] = task
-                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        results = future.result()
-                        del in_flight[future]
-                        yield from results
-            except BrokenProcessPool:
-                suspects = list(in_flight.values())
-        for path in (path for task in suspects for path in task):
-            yield _encode_isolated(path, method)
-
-
-def _encode_isolated(path: str, method: Method) -> PhotoResult:
-    with worker_pool(1) as pool:
-        try:
-            return pool.submit(encode_photos, [path], method).result()[0]
-        except BrokenProcessPool:
-            return _skipped(path, "crashed", CRASHED, passing=True)
+    photos_alone = lambda task: [[path] for path in task]  # noqa: E731
+    for task, results in in_pool(partial(encode_photos, method=method), tasks, workers, split=photos_alone):
+        if results is KILLED:
+            yield _skipped(task[0], "crashed", CRASHED, passing=True)
+        else:
+            yield from results
 
 
 def list_dataset(dataset: str) -> Listing:

@@ -18,15 +18,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from ..sources.skips import ImageSkipped, Skip, display_path
 from ..records import FaceRecord, make_video_record
 from ..sources.video import VideoInfo, probe_video
-from .pipeline import Method, worker_pool
+from .pipeline import Method
+from .pool import KILLED, in_pool
 from .tracks import representatives, stitch
 from .video_cache import SegmentCache, SegmentDone, VideoStamp
 from .video_segments import Segment, plan_segments, run_segment
@@ -89,34 +87,6 @@ class VideoProgress:
               f"ETA {max(0.0, eta):,.0f} s", file=self.out, flush=True)
 
 
-def _in_pool(function, tasks: list, workers: int) -> Iterator[tuple[object, object]]:
-    """Yield ``(task, function(task))`` as workers finish; a task that kills its worker gives ``_CRASHED``.
-
-    The other tasks in flight when a worker dies are retried in a fresh pool.
-    """
-    queue = list(reversed(tasks))
-    retried: set[int] = set()
-    while queue:
-        with worker_pool(workers) as pool:
-            in_flight: dict[Future, object] = {}
-            try:
-                while queue or in_flight:
-                    while queue and len(in_flight) < workers * 2:
-                        task = queue.pop()
-                        in_flight[pool.submit(function, task)] = task
-                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        task = in_flight.pop(future)
-                        yield task, future.result()
-            except BrokenProcessPool:
-                for task in in_flight.values():  # once each: a task that breaks it again is the culprit
-                    if id(task) in retried:
-                        yield task, _CRASHED
-                    else:
-                        retried.add(id(task))
-                        queue.append(task)
-
-
 def _probe(path: str) -> VideoInfo | ImageSkipped:
     try:
         return probe_video(path)
@@ -138,7 +108,8 @@ class _Video:
 def _probed(paths: list[str], workers: int, summary: VideoSummary) -> list[_Video]:
     """The videos that open, with their segments planned; the others go to ``summary.skipped``."""
     videos = []
-    for path, found in _in_pool(_probe, paths, workers):
+    for path, found in in_pool(_probe, paths, workers):
+        found = _CRASHED if found is KILLED else found
         stamp = VideoStamp.of(path)
         if isinstance(found, ImageSkipped) or stamp is None:
             skipped = found if isinstance(found, ImageSkipped) else ImageSkipped("vanished", "missing")
@@ -209,7 +180,8 @@ def _run(todo: list[tuple[_Video, Segment]], method: Method, options: VideoOptio
         method.preload()  # once, before the workers fork
     task = _SegmentTask(method, options.step, options.faces_per_track)
     videos = {video.path: video for video, _ in todo}
-    for segment, result in _in_pool(task, [segment for _, segment in todo], workers):
+    for segment, result in in_pool(task, [segment for _, segment in todo], workers):
+        result = _CRASHED if result is KILLED else result
         video = videos[segment.path]
         if isinstance(result, ImageSkipped):
             video.done[segment.start] = SegmentDone(segment.start, [], stopped=result.reason)
