@@ -140,7 +140,7 @@ def test_onnx_graph_is_valid(detector):
 def test_garbage_model_is_rejected(tmp_path):
     bad = tmp_path / "bad.dat"
     bad.write_bytes(b"\x01\x01\x01\x0bnot_a_model" + bytes(64))
-    with pytest.raises(mmod_file.MmodFormatError):
+    with pytest.raises(mmod_file.ModelFormatError):
         mn.MmodDetector(bad)
 
 

@@ -78,9 +78,9 @@ class Detection(NamedTuple):
 
 def default_model_path() -> str:
     """``mmod_human_face_detector.dat`` from face_recognition_models."""
-    from ..models.dlib_models import _model_files
+    from ..models.dlib_models import model_files
 
-    return _model_files().cnn_face_detector_model_location()
+    return model_files().cnn_face_detector_model_location()
 
 
 # --------------------------------------------------------------------------

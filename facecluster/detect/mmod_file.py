@@ -10,13 +10,10 @@ Detection", arXiv:1502.00046)::
 where ``rcon5`` is relu(affine(con 45 5x5 stride 1)) and ``downsampler`` three
 relu(affine(con 5x5 stride 2)) with 16, 32, 32 filters.
 
-dlib's serialization (dlib/serialize.h): an integer is one header byte (low
-nibble = byte count, bit 7 = sign) plus that many little-endian bytes; a float
-is a mantissa and an exponent integer; a string is a length and its bytes; a
-tensor is version 2, four dims (n, k, nr, nc) and raw float32.  The network
-file holds the loss layer (``loss_mmod_`` + its ``mmod_options``), a run of
-``add_layer`` version numbers, the input layer, then each layer's details from
-the input upwards, each followed by three flag bytes and three empty tensors.
+The format is dlib's serialization (:mod:`facecluster.models.dlib_format`):
+the loss layer (``loss_mmod_`` + its ``mmod_options``), a run of ``add_layer``
+version numbers, the input layer, then each layer's details from the input
+upwards.
 
 The affine layers were saved as batch-norm (``bn_con2``); dlib turns them into
 ``affine_`` on load with gamma / sqrt(running_var + eps) and
@@ -31,11 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ConvLayer", "MmodModel", "MmodFormatError", "parse"]
+from ..models.dlib_format import DlibReader, ModelFormatError, fold_affine
 
-
-class MmodFormatError(ValueError):
-    """The bytes are not the MMOD network this module knows."""
+__all__ = ["ConvLayer", "ModelFormatError", "MmodModel", "parse"]
 
 
 @dataclass(frozen=True)
@@ -73,65 +68,10 @@ class MmodModel:
     layers: tuple[ConvLayer, ...]
 
 
-class _Stream:
-    """A cursor over dlib-serialized bytes."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def integer(self) -> int:
-        if self.pos >= len(self.data):
-            raise MmodFormatError("the file ends early")
-        head = self.data[self.pos]
-        size = head & 0x0F
-        if size > 8 or head & 0x70:
-            raise MmodFormatError(f"not an integer at byte {self.pos}")
-        start = self.pos + 1
-        self.pos = start + size
-        value = int.from_bytes(self.data[start : self.pos], "little")
-        return -value if head & 0x80 else value
-
-    def real(self) -> float:
-        mantissa = self.integer()
-        return mantissa * 2.0 ** self.integer()
-
-    def text(self) -> str:
-        size = self.integer()
-        if not 0 <= size <= 64:
-            raise MmodFormatError(f"string of length {size} at byte {self.pos}")
-        start = self.pos
-        self.pos += size
-        return self.data[start : self.pos].decode("latin-1")
-
-    def name_ahead(self) -> bool:
-        """True when a layer/version name (a lowercase identifier) starts here."""
-        head = self.data[self.pos] if self.pos < len(self.data) else 0
-        size = self.data[self.pos + 1] if head == 1 and self.pos + 1 < len(self.data) else 0
-        word = self.data[self.pos + 2 : self.pos + 2 + size]
-        return 4 <= size <= 40 and len(word) == size and word[:1].isalpha() and word.isascii() and word == word.lower()
-
-    def tensor(self) -> np.ndarray:
-        if self.integer() != 2:
-            raise MmodFormatError(f"unknown tensor version at byte {self.pos}")
-        shape = tuple(self.integer() for _ in range(4))
-        count = int(np.prod(shape))
-        if self.pos + 4 * count > len(self.data):
-            raise MmodFormatError("a tensor runs past the end of the file")
-        values = np.frombuffer(self.data, "<f4", count, self.pos).astype(np.float32)
-        self.pos += 4 * count
-        return values.reshape(shape)
-
-    def alias(self) -> tuple[int, ...]:
-        if self.integer() != 1:
-            raise MmodFormatError(f"unknown alias_tensor version at byte {self.pos}")
-        return tuple(self.integer() for _ in range(4))
-
-
-def _loss_options(s: _Stream) -> tuple[tuple[tuple[int, int], ...], float, float]:
+def _loss_options(s: DlibReader) -> tuple[tuple[tuple[int, int], ...], float, float]:
     """``loss_mmod_`` + ``mmod_options`` (dlib/dnn/loss.h) -> windows, nms thresholds."""
     if s.integer() != 1 or s.text() != "loss_mmod_":
-        raise MmodFormatError("not a dlib loss_mmod network")
+        raise ModelFormatError("not a dlib loss_mmod network")
     version = s.integer()
     if version == 1:
         windows: list[tuple[int, int]] = [(s.integer(), s.integer())]
@@ -139,39 +79,39 @@ def _loss_options(s: _Stream) -> tuple[tuple[tuple[int, int], ...], float, float
         windows = []
         for _ in range(s.integer()):
             if s.integer() not in (1, 2):
-                raise MmodFormatError("unknown detector_window_details version")
+                raise ModelFormatError("unknown detector_window_details version")
             windows.append((s.integer(), s.integer()))
             if version >= 2:
                 s.text()  # label
     else:
-        raise MmodFormatError(f"mmod_options version {version}")
+        raise ModelFormatError(f"mmod_options version {version}")
     s.real(), s.real(), s.real()  # loss per false alarm / missed target, truth IoU
     nms_iou, nms_covered = s.real(), s.real()
     s.real(), s.real()  # overlaps_ignore
     if version >= 3:
         s.pos += 1  # assume_image_pyramid (uint8): yes for this network
     if version >= 4 and s.data[s.pos] != 0x30:
-        raise MmodFormatError("bounding box regression is not supported")
+        raise ModelFormatError("bounding box regression is not supported")
     if version >= 4:
         s.pos += 1
         s.real()  # bbr_lambda
     return tuple(windows), nms_iou, nms_covered
 
 
-def _input_layer(s: _Stream) -> tuple[tuple[float, float, float], int, int]:
+def _input_layer(s: DlibReader) -> tuple[tuple[float, float, float], int, int]:
     """``input_rgb_image_pyramid`` (dlib/dnn/input.h) -> means, padding, outer padding."""
-    while not s.name_ahead():
+    while s.name_ahead() is None:
         s.integer()  # add_layer version numbers
     version = s.text()
     if version not in ("input_rgb_image_pyramid", "input_rgb_image_pyramid2"):
-        raise MmodFormatError(f"unexpected input layer {version!r}")
+        raise ModelFormatError(f"unexpected input layer {version!r}")
     means = (s.real(), s.real(), s.real())
     if version == "input_rgb_image_pyramid2":
         return means, s.integer(), s.integer()
     return means, 10, 11  # what dlib assumes for files written before the padding was saved
 
 
-def _conv(s: _Stream) -> tuple[np.ndarray, np.ndarray, int, int]:
+def _conv(s: DlibReader) -> tuple[np.ndarray, np.ndarray, int, int]:
     """``con_4`` details -> (weights (out,in,kh,kw), bias, stride, pad)."""
     params = s.tensor().reshape(-1)
     out, nr, nc, stride_y, stride_x, pad_y, pad_x = (s.integer() for _ in range(7))
@@ -181,13 +121,13 @@ def _conv(s: _Stream) -> tuple[np.ndarray, np.ndarray, int, int]:
         s.real()  # learning-rate / weight-decay multipliers
     n_weights = int(np.prod(shape))
     if shape[0] != out or shape[2:] != (nr, nc) or params.size != n_weights + out:
-        raise MmodFormatError("inconsistent con_ layer")
+        raise ModelFormatError("inconsistent con_ layer")
     if nr != nc or stride_y != stride_x or pad_y != pad_x:
-        raise MmodFormatError("only square convolutions are supported")
+        raise ModelFormatError("only square convolutions are supported")
     return params[:n_weights].reshape(shape), params[n_weights:].copy(), stride_y, pad_y
 
 
-def _batch_norm(s: _Stream) -> tuple[np.ndarray, np.ndarray]:
+def _batch_norm(s: DlibReader) -> tuple[np.ndarray, np.ndarray]:
     """``bn_con2`` details -> the (gamma, beta) of the equivalent ``affine_``."""
     params = s.tensor().reshape(-1)
     s.alias(), s.alias()
@@ -205,7 +145,7 @@ def _batch_norm(s: _Stream) -> tuple[np.ndarray, np.ndarray]:
     return gamma, beta
 
 
-def _affine(s: _Stream) -> tuple[np.ndarray, np.ndarray]:
+def _affine(s: DlibReader) -> tuple[np.ndarray, np.ndarray]:
     """``affine_`` details (version 1 or 2) -> (gamma, beta)."""
     params = s.tensor().reshape(-1).astype(np.float64)
     s.alias(), s.alias()
@@ -215,20 +155,18 @@ def _affine(s: _Stream) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fold(conv: tuple, affine: tuple | None, relu: bool) -> ConvLayer:
-    """Fold y = gamma * conv(x) + beta into the convolution's weights and bias."""
+    """One :class:`ConvLayer`: y = gamma * conv(x) + beta folded into the convolution."""
     w, b, stride, pad = conv
     if affine is not None:
-        gamma, beta = affine
-        w = w.astype(np.float64) * gamma[:, None, None, None]
-        b = b.astype(np.float64) * gamma + beta
+        w, b = fold_affine(w, b, *affine)
     return ConvLayer(w.astype(np.float32), b.astype(np.float32), stride, pad, relu)
 
 
-def _layers(s: _Stream) -> list[tuple[str, object]]:
+def _layers(s: DlibReader) -> list[tuple[str, object]]:
     """The layer details from the input upwards, as (kind, parsed) pairs."""
     found: list[tuple[str, object]] = []
     while s.pos < len(s.data):
-        if not s.name_ahead():
+        if s.name_ahead() is None:
             s.integer()
             continue
         name = s.text()
@@ -243,10 +181,8 @@ def _layers(s: _Stream) -> list[tuple[str, object]]:
         elif name == "relu_":
             found.append(("relu", None))
         else:
-            raise MmodFormatError(f"unsupported layer {name!r}")
-        s.pos += 3  # setup-called / gradient-stale / output-disabled flags
-        for _ in range(3):
-            s.tensor()  # x_grad, cached_output, params_grad (empty)
+            raise ModelFormatError(f"unsupported layer {name!r}")
+        s.layer_end()
     return found
 
 
@@ -257,7 +193,7 @@ def _program(found: list[tuple[str, object]]) -> tuple[ConvLayer, ...]:
     while i < len(found):
         kind, conv = found[i]
         if kind != "con":
-            raise MmodFormatError(f"expected a con_ layer, found {kind}")
+            raise ModelFormatError(f"expected a con_ layer, found {kind}")
         i += 1
         affine = None
         if i < len(found) and found[i][0] == "affine":
@@ -272,15 +208,15 @@ def _program(found: list[tuple[str, object]]) -> tuple[ConvLayer, ...]:
 def parse(data: bytes) -> MmodModel:
     """The bytes of ``mmod_human_face_detector.dat`` -> :class:`MmodModel`.
 
-    Raises :class:`MmodFormatError` for anything else.
+    Raises :class:`ModelFormatError` for anything else.
     """
-    s = _Stream(data)
+    s = DlibReader(data)
     try:
         windows, nms_iou, nms_covered = _loss_options(s)
         means, padding, outer = _input_layer(s)
         layers = _program(_layers(s))
     except (IndexError, UnicodeDecodeError) as exc:
-        raise MmodFormatError(f"not a dlib MMOD network ({exc})") from None
+        raise ModelFormatError(f"not a dlib MMOD network ({exc})") from None
     if not layers or layers[-1].weights.shape[0] != len(windows):
-        raise MmodFormatError("the last layer does not score one map per detector window")
+        raise ModelFormatError("the last layer does not score one map per detector window")
     return MmodModel(means, padding, outer, windows, nms_iou, nms_covered, layers)

@@ -43,11 +43,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models import onnx_runtime
-from .resnet_file import CHIP_SIZE, Layer, ModelFormatError, parse
+from ..models.dlib_format import ModelFormatError, fold_affine
+from ..records import ENCODING_SIZE
+from .resnet_file import CHIP_SIZE, Layer, parse
 from ..models.onnx_runtime import BACKENDS, default_backend
 
 CHIP_PADDING = 0.25
-ENCODING_SIZE = 128
 # Chips per network call, measured best on a 2-core AVX2 box: numpy's im2col falls out of
 # cache in bigger batches; onnxruntime gains up to 8 (5.2 ms a chip against 5.9 in pairs).
 DEFAULT_BATCH = {"onnxruntime": 8, "numpy": 4}
@@ -66,9 +67,9 @@ __all__ = [
 
 
 def default_model_path() -> str:
-    from ..models.dlib_models import _model_files
+    from ..models.dlib_models import model_files
 
-    return _model_files().face_recognition_model_location()
+    return model_files().face_recognition_model_location()
 
 
 
@@ -88,19 +89,14 @@ class _Conv:
 
 
 def _fold(con: Layer, aff: Layer) -> _Conv:
-    w = con.params["w"].astype(np.float64)  # (out, in, kh, kw)
-    cout, cin, kh, kw = w.shape
+    cout, cin, kh, kw = con.params["w"].shape
     sy, sx = con.params["stride"]
     py, px = con.params["pad"]
     if kh != kw or sy != sx or py != px:
         raise ModelFormatError("only square kernels / strides / padding are supported")
-    gamma = aff.params["gamma"].astype(np.float64)
-    beta = aff.params["beta"].astype(np.float64)
-    wf = (w * gamma[:, None, None, None]).transpose(2, 3, 1, 0).reshape(kh * kw * cin, cout)
-    bf = con.params["b"].astype(np.float64) * gamma + beta
-    return _Conv(
-        np.ascontiguousarray(wf, dtype=np.float32), bf.astype(np.float32), kh, sy, py, cin, cout
-    )
+    w, b = fold_affine(con.params["w"], con.params["b"], aff.params["gamma"], aff.params["beta"])
+    wf = w.transpose(2, 3, 1, 0).reshape(kh * kw * cin, cout)
+    return _Conv(np.ascontiguousarray(wf, dtype=np.float32), b.astype(np.float32), kh, sy, py, cin, cout)
 
 
 def _build_program(layers: list[Layer]):

@@ -55,7 +55,7 @@ def _pkg_resources_stand_in() -> types.ModuleType:
 
 
 @functools.cache
-def _model_files() -> types.ModuleType:
+def model_files() -> types.ModuleType:
     """face_recognition_models, which only knows where the model files are.
 
     It imports ``pkg_resources`` for that one path join (see
@@ -92,7 +92,7 @@ def hog_detector():
 def cnn_detector():
     import dlib
 
-    return dlib.cnn_face_detection_model_v1(_model_files().cnn_face_detector_model_location())
+    return dlib.cnn_face_detection_model_v1(model_files().cnn_face_detector_model_location())
 
 
 @functools.cache
@@ -100,7 +100,7 @@ def landmark_predictor(model: str = "small"):
     """dlib's 5-point (``small``) or 68-point (``large``) landmark predictor."""
     import dlib
 
-    files = _model_files()
+    files = model_files()
     if model == "large":
         return dlib.shape_predictor(files.pose_predictor_model_location())
     return dlib.shape_predictor(files.pose_predictor_five_point_model_location())
@@ -110,4 +110,4 @@ def landmark_predictor(model: str = "small"):
 def dlib_encoder():
     import dlib
 
-    return dlib.face_recognition_model_v1(_model_files().face_recognition_model_location())
+    return dlib.face_recognition_model_v1(model_files().face_recognition_model_location())
