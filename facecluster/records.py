@@ -76,6 +76,12 @@ def scale_box(box: Box, factor: float) -> Box:
     return tuple(int(round(v * factor)) for v in box)  # type: ignore[return-value]
 
 
+def box_area(box: Box) -> int:
+    """Pixels inside the box (0 for an empty one)."""
+    top, right, bottom, left = box
+    return max(0, bottom - top) * max(0, right - left)
+
+
 def clip_box(box: Box, width: int, height: int) -> Box:
     """Clip a box to the image: detector boxes may overhang the picture."""
     top, right, bottom, left = box

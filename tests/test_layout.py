@@ -79,6 +79,43 @@ def test_no_module_imports_one_that_imports_it_back() -> None:
     assert find_cycle(import_graph()) is None
 
 
+def private_imports(source: str, this: str, package: str, modules: set[str]) -> list[str]:
+    """``module._name`` for each private name that module ``this`` (in ``package``) takes from
+    another of the package's ``modules``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            if base in modules and base != this:
+                found += [f"{base}.{alias.name}" for alias in node.names
+                          if alias.name.startswith("_") and not alias.name.startswith("__")]
+    return found
+
+
+def test_no_module_takes_another_modules_private_names() -> None:
+    """A name with a leading underscore is its module's own: one another module needs is public
+    (and documented) where it is defined."""
+    paths = sorted(PACKAGE.rglob("*.py"))
+    modules = {module_name(path) for path in paths}
+    taken = {}
+    for path in paths:
+        this = module_name(path)
+        package = this if path.name == "__init__.py" else this.rpartition(".")[0]
+        if names := private_imports(path.read_text(), this, package, modules):
+            taken[this] = names
+    assert taken == {}
+
+
+def test_private_imports_are_found() -> None:
+    source = "from .known import _area, one_face_per_photo\nfrom .search import Query\nfrom sklearn import _x\n"
+    modules = {"facecluster.people.known", "facecluster.people.search"}
+    found = private_imports(source, "facecluster.people.queries", "facecluster.people", modules)
+    assert found == ["facecluster.people.known._area"]
+
+
 def test_no_module_is_longer_than_the_limit() -> None:
     long = {module_name(p): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
     assert long == {}, f"modules over {MAX_MODULE_LINES} lines: {long}"

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..files import open_regular
+from ..records import box_area
 
 CSV_HEADER = ("path", "identity")
 
@@ -239,12 +240,7 @@ def primary_face_labels(records: Sequence[dict], identities: Sequence[str | None
     largest: dict[str, int] = {}
     for index, record in enumerate(records):
         best = largest.get(record["imagePath"])
-        if best is None or _area(record["loc"]) > _area(records[best]["loc"]):
+        if best is None or box_area(record["loc"]) > box_area(records[best]["loc"]):
             largest[record["imagePath"]] = index
     return [label if largest[record["imagePath"]] == index else None
             for index, (record, label) in enumerate(zip(records, identities))]
-
-
-def _area(box) -> int:
-    top, right, bottom, left = box
-    return (bottom - top) * (right - left)

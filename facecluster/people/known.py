@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..sources.skips import display_path
-from ..records import FaceRecord
+from ..records import FaceRecord, box_area
 from .naming import KnownPeople
 
 # The largest face of a known photo is used when it is at least this many
@@ -50,11 +50,6 @@ def name_of(photo: str, root: str | None) -> str:
     return person_name(parts[0] if len(parts) > 1 else os.path.splitext(parts[0])[0])
 
 
-def _area(box: Sequence[int]) -> int:
-    top, right, bottom, left = box
-    return max(0, bottom - top) * max(0, right - left)
-
-
 def one_face_per_photo(records: Sequence[FaceRecord], warn: Callable[[str], None],
                        what: str = "known photo") -> list[FaceRecord]:
     """The one face of each photo of ``records``: its only face, or its clearly largest one
@@ -65,9 +60,9 @@ def one_face_per_photo(records: Sequence[FaceRecord], warn: Callable[[str], None
         by_photo.setdefault(record["imagePath"], []).append(record)
     chosen = []
     for photo, faces in by_photo.items():
-        faces = sorted(faces, key=lambda record: -_area(record["loc"]))
+        faces = sorted(faces, key=lambda record: -box_area(record["loc"]))
         if len(faces) > 1:
-            if _area(faces[0]["loc"]) < CLEARLY_LARGEST * _area(faces[1]["loc"]):
+            if box_area(faces[0]["loc"]) < CLEARLY_LARGEST * box_area(faces[1]["loc"]):
                 warn(f"{what} {display_path(photo)}: {len(faces)} faces of similar size, not used "
                      "(crop it to the one person)")
                 continue

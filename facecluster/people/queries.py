@@ -16,8 +16,8 @@ from collections.abc import Callable
 import numpy as np
 
 from ..sources.skips import display_path
-from ..records import make_record
-from .known import _area, one_face_per_photo
+from ..records import box_area, make_record
+from .known import one_face_per_photo
 from .search import Query
 
 
@@ -60,7 +60,7 @@ def _records_of(paths: list[str], method, warn: Callable[[str], None]) -> list[d
 
 
 def _photo_queries(photo: str, method, all_faces: bool, warn: Callable[[str], None]) -> list[Query]:
-    faces = sorted(_records_of([photo], method, warn), key=lambda record: -_area(record["loc"]))
+    faces = sorted(_records_of([photo], method, warn), key=lambda record: -box_area(record["loc"]))
     if not all_faces:
         faces = faces[:1]
     name = display_path(photo)

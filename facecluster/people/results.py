@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from ..files import open_atomically, write_image, write_text_atomically
 from ..present.crops import PhotoReader, placeholder_tile
 from ..present.export import spreadsheet_safe
-from ..present.gallery import THUMB_SIZE, _href, face_thumbnail
+from ..present.gallery import THUMB_SIZE, file_href, face_thumbnail
 from ..present.video import clip_href, clock
 from ..records import FaceRecord, is_from_video
 from ..sources.images import load_image
@@ -90,7 +90,7 @@ def _section(out_dir: str, number: int, query: Query, matches: list[Match], tota
     tiles = []
     for match in matches:
         record = records[match.face]
-        name, href = display_path(record["imagePath"]), _href(record["imagePath"], out_dir)
+        name, href = display_path(record["imagePath"]), file_href(record["imagePath"], out_dir)
         if is_from_video(record):  # plays the clip from the moment the face was seen
             href, name = clip_href(href, record["time"]), f"{name} at {clock(record['time'])}"
         kind = "same" if match.same else "nearest"

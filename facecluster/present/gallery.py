@@ -172,17 +172,17 @@ def _section(
     if repeated:
         meta += f' &middot; <span class="twice-note">{plural(repeated, "face")} in pictures that show it twice</span>'
     if folder is not None:  # organize() made this person's folder
-        meta += f' &middot; <a href="{esc(_href(folder, out_dir))}/">{esc(os.path.basename(folder))}/</a>'
+        meta += f' &middot; <a href="{esc(file_href(folder, out_dir))}/">{esc(os.path.basename(folder))}/</a>'
     picture = ""
     if montage is not None and os.path.isfile(montage):
-        source = esc(_href(montage, out_dir))
+        source = esc(file_href(montage, out_dir))
         picture = (
             f'<a href="{source}" title="full montage"><img class="montage" src="{source}" '
             f'alt="{esc(heading)} montage" width="{MONTAGE_WIDTH}" height="{_montage_height(montage, size)}"></a>'
         )
     tiles = []
     for i in faces:
-        name, href = display_path(records[i]["imagePath"]), _href(records[i]["imagePath"], out_dir)
+        name, href = display_path(records[i]["imagePath"]), file_href(records[i]["imagePath"], out_dir)
         if is_from_video(records[i]):  # plays the clip from the moment the face was seen
             href, name = clip_href(href, records[i]["time"]), f"{name} at {clock(records[i]['time'])}"
         mark = i in twice and label >= 0
@@ -195,7 +195,7 @@ def _section(
         f'<section id="{anchor}" aria-labelledby="{anchor}-h">\n'
         f'<h2 id="{anchor}-h">{esc(heading)}</h2>\n'
         f'<p class="meta">{meta}</p>\n'
-        + timeline_html(appearances(records, clusters.members(label).tolist()), lambda path: _href(path, out_dir)) +
+        + timeline_html(appearances(records, clusters.members(label).tolist()), lambda path: file_href(path, out_dir)) +
         f'<div class="body">{picture}\n<div class="faces">\n' + "\n".join(tiles) + "\n</div></div>\n</section>"
     )
 
@@ -300,7 +300,7 @@ nav.pages span.current { border: 1px solid var(--accent); border-radius: 999px; 
 """
 
 
-def _href(target: str, out_dir: str) -> str:
+def file_href(target: str, out_dir: str) -> str:
     """A URL for ``target`` that works from ``out_dir/index.html`` opened as ``file://``.
 
     Relative when possible (the page keeps working when the folders move

@@ -127,7 +127,8 @@ def _unpack(blob: bytes) -> list[Face] | None:
     return [Face(tuple(int(v) for v in row[:4]), row[4:].copy()) for row in rows]  # type: ignore[arg-type]
 
 
-def _key(path: str) -> bytes:
+def path_key(path: str) -> bytes:
+    """A photo's key in the cache: its resolved path as bytes (a relative and an absolute run share rows)."""
     return os.fsencode(os.path.realpath(path))
 
 
@@ -271,7 +272,7 @@ class ResultCache(SqliteCache):
         if now is None:
             return None
         row = self._db.execute(
-            f"SELECT {_COLUMNS} FROM results WHERE photo = ? AND options = ?", (_key(path), self.options_key)
+            f"SELECT {_COLUMNS} FROM results WHERE photo = ? AND options = ?", (path_key(path), self.options_key)
         ).fetchone()
         if row is not None and (row[0], row[1]) == (now.size, now.mtime_ns):
             return _result(path, row)  # None for a damaged row: encoded again
@@ -301,7 +302,7 @@ class ResultCache(SqliteCache):
             self._db.execute(
                 "INSERT OR REPLACE INTO results (photo, options, size, mtime_ns, digest, status, category, reason, faces)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (_key(result.path), self.options_key, fingerprint.size, fingerprint.mtime_ns, fingerprint.digest,
+                (path_key(result.path), self.options_key, fingerprint.size, fingerprint.mtime_ns, fingerprint.digest,
                  result.status, result.category, result.reason, _pack(result.faces)),
             )
         return True
@@ -322,7 +323,7 @@ def delete_gone(db: sqlite3.Connection, table: str, column: str, options_key: st
     if not root:
         return 0
     prefix = os.fsencode(os.path.join(os.path.realpath(root), ""))
-    wanted = {_key(path) for path in keep}
+    wanted = {path_key(path) for path in keep}
     stored = db.execute(f"SELECT DISTINCT {column} FROM {table} WHERE options = ?", (options_key,)).fetchall()
     gone = [(key, options_key) for (key,) in stored if key.startswith(prefix) and key not in wanted]
     db.executemany(f"DELETE FROM {table} WHERE {column} = ? AND options = ?", gone)
@@ -359,7 +360,7 @@ def _migrate_first_schema(db: sqlite3.Connection) -> int:
                 continue
             db.execute(
                 "INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?, ?, ?, '', ?, ?)",
-                (_key(os.fsdecode(path)), options, size, mtime_ns, now.digest, status, reason, faces),
+                (path_key(os.fsdecode(path)), options, size, mtime_ns, now.digest, status, reason, faces),
             )
             moved += 1
         db.execute("DROP TABLE photos")

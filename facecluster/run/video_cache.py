@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .photo_cache import SqliteCache, cache_path_for, connect, delete_gone
+from .photo_cache import SqliteCache, cache_path_for, connect, delete_gone, path_key
 from ..records import ENCODING_SIZE
 from .tracks import Sighting, Track
 
@@ -85,10 +85,6 @@ def unpack_tracks(blob: bytes) -> list[Track]:
     return [tracks[number] for number in sorted(tracks)]
 
 
-def _key(path: str) -> bytes:
-    return os.fsencode(os.path.realpath(path))
-
-
 def _ms(seconds: float) -> int:
     return int(round(seconds * 1000))
 
@@ -111,7 +107,7 @@ class SegmentCache(SqliteCache):
         with self._guard("read"):
             row = self._db.execute(
                 "SELECT size, mtime_ns, looks, read_to, stopped, tracks FROM video_segments"
-                " WHERE video = ? AND options = ? AND start_ms = ?", (_key(path), self.options_key, _ms(start)),
+                " WHERE video = ? AND options = ? AND start_ms = ?", (path_key(path), self.options_key, _ms(start)),
             ).fetchone()
         if row is None or (row[0], row[1]) != (stamp.size, stamp.mtime_ns):
             return None
@@ -122,7 +118,7 @@ class SegmentCache(SqliteCache):
 
     def store(self, path: str, stamp: VideoStamp, done: SegmentDone) -> None:
         """Keep a finished segment (and forget segments of an earlier version of the video)."""
-        key = _key(path)
+        key = path_key(path)
         read_to = done.read_to if math.isfinite(done.read_to) else 0.0
         with self._guard("write"):
             self._db.execute("DELETE FROM video_segments WHERE video = ? AND options = ? AND (size != ? OR mtime_ns != ?)",
