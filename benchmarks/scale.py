@@ -16,7 +16,7 @@ that the approximate (inverted-file index) graph gives the same clusters as the 
 Usage::
 
     python benchmarks/scale.py                    # 10k, 100k, 1M
-    python benchmarks/scale.py --sizes 10000 100000 --methods infomap
+    python benchmarks/scale.py --sizes 10000 100000 --methods adaptive
 """
 
 from __future__ import annotations

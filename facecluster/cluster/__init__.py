@@ -1,8 +1,9 @@
 """From encodings to people.
 
-- :mod:`facecluster.cluster.methods`     :func:`cluster_encodings`: dbscan, chinese-whispers,
-  agglomerative and hdbscan (:data:`RECOMMENDED_METHOD`), one call shape
-- :mod:`facecluster.cluster.density`     HDBSCAN on the graph with a ceiling (the recommended method)
+- :mod:`facecluster.cluster.methods`     :func:`cluster_encodings`: adaptive (:data:`RECOMMENDED_METHOD`),
+  dbscan (the tutorial's), hdbscan, chinese-whispers and agglomerative, one call shape
+- :mod:`facecluster.cluster.adaptive`    the recommended method: read the collection, then choose
+- :mod:`facecluster.cluster.density`     HDBSCAN on the graph with a ceiling (adaptive's path in crowded collections)
 - :mod:`facecluster.cluster.graph`       the k-nearest-neighbour graph they all run on (exact, or a faiss inverted-file index)
 - :mod:`facecluster.cluster.memory`      the memory model and the limit a run must fit in
 - :mod:`facecluster.cluster.constraints` who appears together: two faces of one picture are two people,
