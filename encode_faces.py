@@ -9,6 +9,7 @@ USAGE
 
 import argparse
 import os
+from contextlib import nullcontext
 
 from facecluster import cli
 from facecluster.files import check_output_file, display_path
@@ -81,22 +82,24 @@ def main() -> int:
     for folder in listing.outputs:
         print(f"[INFO] skipped {display_path(folder)}: cluster_faces.py's output folder, not photos to encode")
     method = Method(detector, encoder)
-    runner = run_in_processes
-    if args["dask"]:  # the same run on a cluster's workers: checked now, one line if it can't
-        runner = dask_runner.connect(args["dask"], method, listing, args["dask_photos"])
-    slow = slow_on_this_machine(detector, len(listing.images), args["workers"] or os.cpu_count() or 1)
-    if slow:
-        cli.warning(slow)
-    progress = cli.Progress(len(listing.images))
-    records, summary = encode_dataset(
-        listing, args["encodings"], method, workers=args["workers"], fresh=args["fresh"], runner=runner,
-        on_result=lambda result, reused: progress.step(" (reused)" if reused else ""),
-    )
-    progress.close()
+    # the photos on this machine's cores, or with --dask on a cluster's workers
+    # (checked now, one line if it can't; let go of when the run ends, however it ends)
+    with (dask_runner.connect(args["dask"], method, listing, args["dask_photos"]) if args["dask"]
+          else nullcontext(run_in_processes)) as runner:
+        slow = slow_on_this_machine(detector, len(listing.images), args["workers"] or os.cpu_count() or 1)
+        if slow:
+            cli.warning(slow)
+        progress = cli.Progress(len(listing.images))
+        records, summary = encode_dataset(
+            listing, args["encodings"], method, workers=args["workers"], fresh=args["fresh"], runner=runner,
+            on_result=lambda result, reused: progress.step(" (reused)" if reused else ""),
+        )
+        progress.close()
     video_records, videos = encode_videos(listing.videos, args["encodings"], method, video_options,
                                           workers=args["workers"], fresh=args["fresh"], root=listing.root)
     records += video_records
     add_to_summary(summary, videos)
+    report.print_videos(videos)
     report.warn_skipped(summary, args["encodings"])
 
     # dump the facial encodings data to disk, and say what became of every photo
@@ -105,7 +108,6 @@ def main() -> int:
     report.write_lists(summary, args["encodings"])
     report.print_summary(summary, args["encodings"], detector.name)
     if args["dask"]:
-        runner.close()
         print(runner.summary())
     return 0
 

@@ -119,6 +119,28 @@ def test_the_script_on_a_cluster_writes_what_a_local_run_writes(cluster: LocalCl
     assert (tmp_path / "from-local.pickle").read_bytes() == local_run.read_bytes()
 
 
+def test_the_script_lets_go_of_the_cluster_when_the_run_fails(cluster: LocalCluster, photos: Path, tmp_path: Path,
+                                                               monkeypatch) -> None:
+    """An error (a full disk, Ctrl-C) mid-run still closes the client: left open, it prints
+    tracebacks as the process ends."""
+    import encode_faces
+
+    connected = []
+    real_connect = dask_runner.connect
+    monkeypatch.setattr(dask_runner, "connect", lambda *a, **k: connected.append(real_connect(*a, **k)) or connected[-1])
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(encode_faces, "encode_dataset", interrupted)
+    monkeypatch.setattr(sys, "argv", ["encode_faces.py", "-i", str(photos), "-e", str(tmp_path / "e.pickle"),
+                                      "--dask", cluster.address])
+    cluster.wait_for_workers(2)
+    with pytest.raises(KeyboardInterrupt):
+        encode_faces.main()
+    assert [runner.client.status for runner in connected] == ["closed"]
+
+
 def test_photos_sent_from_the_client_are_decoded_like_local_files(cluster: LocalCluster, photos: Path,
                                                                   local_run: Path, tmp_path: Path) -> None:
     records, summary, _, lines = encode_on(cluster, photos, tmp_path / "sent.pickle", photos="send")

@@ -357,6 +357,12 @@ class DaskRunner:
         if self.client.status not in ("closed", "closing"):
             self.client.close()
 
+    def __enter__(self) -> "DaskRunner":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()  # on an error or Ctrl-C too: an open client prints tracebacks as the process ends
+
     def summary(self) -> str:
         """One line: how many photos the cluster encoded, on how many workers."""
         return f"[INFO] Dask: {self.photos_done} photos encoded on {len(self.workers_seen)} workers"

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 
 from .. import cli
 from ..files import write_atomically
 from ..sources.skips import display_path
 from .pipeline import RunSummary
+from .videos import VideoSummary
 
 SHOWN = 10  # photos named on screen per kind; the rest are counted
 
@@ -76,6 +78,17 @@ def warn_skipped(summary: RunSummary, encodings_path: str) -> None:
     if more > 0:
         cli.warning(f"... and {more} more skipped; all {len(summary.skipped)} are listed in "
                     f"{display_path(skipped_list_path(encodings_path))}")
+
+
+def print_videos(videos: VideoSummary) -> None:
+    """One line of the videos' totals, and one warning for each video read only in part."""
+    if not videos.videos:
+        return
+    for note in videos.notes:
+        print(f"[WARNING] {note}", file=sys.stderr)
+    print(f"[INFO] {videos.videos} videos: {videos.seconds:,.1f} s of video, {videos.tracks} face tracks, "
+          f"{videos.faces} faces kept; {videos.reused} videos and {videos.segments_reused} of {videos.segments} "
+          "segments reused from earlier runs")
 
 
 def print_summary(summary: RunSummary, encodings_path: str, detector: str = "hog") -> None:

@@ -223,19 +223,9 @@ def _records(video: _Video, options: VideoOptions, summary: VideoSummary) -> lis
 
 
 def add_to_summary(summary, videos: VideoSummary) -> None:
-    """Count the videos into the photos' :class:`~.pipeline.RunSummary` and say what they gave.
-
-    Skipped and face-less videos join the photos' lists (and their files);
-    one line gives the videos' totals, and one warning each names a video read
-    only in part.
-    """
-    if not videos.videos:
-        return
+    """Count the videos into the photos' :class:`~.pipeline.RunSummary`: their
+    faces, and skipped and face-less videos into the photos' lists (and their
+    files).  :func:`~.report.print_videos` says what they gave."""
     summary.faces += videos.faces
     summary.no_face.extend(videos.no_face)
     summary.skipped = sorted([*summary.skipped, *videos.skipped])
-    for note in videos.notes:
-        print(f"[WARNING] {note}", file=sys.stderr)
-    print(f"[INFO] {videos.videos} videos: {videos.seconds:,.1f} s of video, {videos.tracks} face tracks, "
-          f"{videos.faces} faces kept; {videos.reused} videos and {videos.segments_reused} of {videos.segments} "
-          "segments reused from earlier runs")
