@@ -218,39 +218,6 @@ def load_encoding_columns(path: str | os.PathLike, dtype: type = np.float32) -> 
     return FaceColumns(paths, boxes[:len(paths)], encodings[:len(paths)])
 
 
-def save_columns(folder: str | os.PathLike, columns: FaceColumns) -> None:
-    """Write ``columns`` as a columnar store for very large runs: a folder with
-    ``encodings.npy`` (float32, n x 128), ``boxes.npy`` (int32, n x 4) and
-    ``paths.txt`` (one path per line).  Opening it (:func:`load_columns`) costs
-    no memory until the encodings are read, where unpickling the tutorial's
-    format holds every record as a Python object first."""
-    if any("\n" in p or "\r" in p for p in columns.paths):
-        raise EncodingsError("a path holds a line break, which paths.txt cannot store")
-    os.makedirs(folder, exist_ok=True)
-    np.save(os.path.join(folder, "encodings.npy"), np.asarray(columns.encodings, dtype=np.float32))
-    np.save(os.path.join(folder, "boxes.npy"), np.asarray(columns.boxes, dtype=np.int32))
-    write_atomically(os.path.join(folder, "paths.txt"), "".join(p + "\n" for p in columns.paths).encode())
-
-
-def load_columns(folder: str | os.PathLike) -> FaceColumns:
-    """Open a store written by :func:`save_columns`; the encodings are
-    memory-mapped read-only.  Raises :class:`EncodingsError`."""
-    try:
-        encodings = np.load(os.path.join(folder, "encodings.npy"), mmap_mode="r", allow_pickle=False)
-        boxes = np.load(os.path.join(folder, "boxes.npy"), allow_pickle=False)
-        with open(os.path.join(folder, "paths.txt"), encoding="utf-8") as handle:
-            paths = handle.read().splitlines()
-    except FileNotFoundError as error:
-        raise EncodingsError(f"not a columnar store: {os.path.basename(error.filename)} is missing") from None
-    except (OSError, ValueError, UnicodeDecodeError) as error:
-        raise EncodingsError(f"damaged columnar store ({type(error).__name__}: {error})") from None
-    n = len(paths)
-    if encodings.shape != (n, ENCODING_SIZE) or boxes.shape != (n, 4) or encodings.dtype.kind != "f":
-        raise EncodingsError(f"columnar store does not add up: {n} paths, encodings {encodings.shape}, "
-                             f"boxes {boxes.shape}")
-    return FaceColumns(paths, boxes, encodings)
-
-
 def _load_list(path: str | os.PathLike) -> list:
     """The file's list of (unchecked) records, unpickled straight from the
     file: its bytes are never held in memory as well."""

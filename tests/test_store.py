@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from facecluster import store
-from facecluster.store import EncodingsError, dumps_encodings, load_columns, load_encoding_columns, load_encodings, save_columns, save_encodings
+from facecluster.store import EncodingsError, dumps_encodings, load_encoding_columns, load_encodings, save_encodings
 
 LOADERS = [load_encodings, load_encoding_columns]
 
@@ -163,29 +163,6 @@ def test_columns_never_hold_a_second_copy(tmp_path: Path) -> None:
     assert own[1] <= kept[1] < own[1] + one_copy / 4, (kept, own)
     assert own[2] <= kept[2] < own[2] + one_copy / 4, (kept, own)
     assert kept[2] < kept[1] - one_copy / 4, kept
-
-
-def test_columnar_store_round_trip_is_memory_mapped(tmp_path: Path) -> None:
-    path = tmp_path / "encodings.pickle"
-    save_encodings(path, records(6))
-    columns = load_encoding_columns(path)
-    save_columns(tmp_path / "store", columns)
-    opened = load_columns(tmp_path / "store")
-    assert isinstance(opened.encodings, np.memmap) and not opened.encodings.flags.writeable
-    assert opened.paths == columns.paths
-    assert np.array_equal(opened.boxes, columns.boxes) and np.array_equal(opened.encodings, columns.encodings)
-
-
-def test_columnar_store_errors(tmp_path: Path) -> None:
-    with pytest.raises(EncodingsError, match="encodings.npy is missing"):
-        load_columns(tmp_path)
-    columns = store.FaceColumns(["a.jpg", "b.jpg"], np.zeros((2, 4), np.int32), np.zeros((2, 128), np.float32))
-    save_columns(tmp_path / "s", columns)
-    (tmp_path / "s" / "paths.txt").write_text("a.jpg\n")
-    with pytest.raises(EncodingsError, match="does not add up: 1 paths"):
-        load_columns(tmp_path / "s")
-    with pytest.raises(EncodingsError, match="line break"):
-        save_columns(tmp_path / "t", store.FaceColumns(["a\nb.jpg"], columns.boxes[:1], columns.encodings[:1]))
 
 
 def test_take_encodings_moves_them_into_one_float32_array() -> None:
