@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_paths import ROOT, faces_data  # noqa: E402  (first: sets up sys.path)
+from bench_paths import ROOT, faces_data, machine  # noqa: E402  (first: sets up sys.path)
 
 OUT = ROOT / "benchmarks" / "results" / "people-quality.md"
 CACHE = ROOT / ".cache" / "quality"
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
              "chinese-whispers default, not this sweep's pick):", "",
              "| name threshold | named right | unknown people named |", "|---:|---:|---:|",
              *[f"| {t} | {_share(v[1], v[0])} | {_share(v[3], v[2])} |" for t, v in sweep.items()], "",
-             f"{time.perf_counter() - started:.0f} s on {_machine()}."]
+             f"{time.perf_counter() - started:.0f} s on {machine()}."]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
@@ -243,11 +243,6 @@ def main(argv: list[str] | None = None) -> int:
 def _share(part: int, whole: int) -> str:
     return f"{part / whole:.3f}" if whole else "-"
 
-
-def _machine() -> str:
-    from quality import _machine as machine
-
-    return machine()
 
 
 if __name__ == "__main__":

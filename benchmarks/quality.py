@@ -28,13 +28,12 @@ import argparse
 import datetime as _dt
 import os
 from collections import Counter
-import platform
 import sys
 import time
 
 import numpy as np
 
-from bench_paths import ROOT, faces_data  # noqa: E402  (first: sets up sys.path)
+from bench_paths import ROOT, faces_data, machine  # noqa: E402  (first: sets up sys.path)
 
 DEFAULT_CACHE = str(ROOT / ".cache" / "quality" / "bench-3474.pickle")
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "quality-lfw-bench.md"
@@ -307,24 +306,6 @@ def scale_table(X: np.ndarray, *, jobs: int, copies: tuple[int, ...] = (1, 4)) -
 # Command line
 # --------------------------------------------------------------------------
 
-def _machine() -> str:
-    import sklearn
-
-    try:
-        import dlib
-        dlib_version = dlib.__version__
-    except ImportError:  # pragma: no cover
-        dlib_version = "absent"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, Python "
-            f"{platform.python_version()}, numpy {np.__version__}, scikit-learn {sklearn.__version__}, dlib {dlib_version}")
-
-
 def _records_arrays(data: list[dict]) -> tuple[np.ndarray, list[str]]:
     return np.asarray([r["encoding"] for r in data], dtype=np.float64), [r["imagePath"] for r in data]
 
@@ -408,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     X, identities = sets[main_name]
     print(f"[INFO] {main_name}: {len(X)} faces, {sum(i is not None for i in identities)} labelled", file=sys.stderr)
     lines = [f"# {title}", "",
-             f"Written by `benchmarks/quality.py` on {_dt.date.today().isoformat()}; machine: {_machine()}; "
+             f"Written by `benchmarks/quality.py` on {_dt.date.today().isoformat()}; machine: {machine()}; "
              f"jobs={args.jobs}.", ""]
     lines += notes
     lines += ["", "Pairwise scores count pairs of faces (large clusters weigh most); BCubed scores are per face. "
