@@ -289,8 +289,13 @@ def test_write_image_atomically(tmp_path):
 def test_write_image_to_a_non_utf8_folder(tmp_path):
     folder = os.path.join(str(tmp_path), os.fsdecode(b"caf\xe9"))  # Latin-1 name
     os.makedirs(folder)
-    write_image(os.path.join(folder, "x.jpg"), np.zeros((96, 96, 3), np.uint8))
-    assert os.path.getsize(os.path.join(folder, "x.jpg")) > 0
+    image = np.zeros((96, 96, 3), np.uint8)
+    image[:, 48:] = (0, 0, 255)  # BGR: red on the right
+    write_image(os.path.join(folder, "x.jpg"), image)
+    written = cv2.imdecode(np.fromfile(os.path.join(folder, "x.jpg"), np.uint8), cv2.IMREAD_COLOR)
+    assert written.shape == (96, 96, 3)
+    assert np.abs(written[:, :40].astype(int)).max() < 16  # black stays black
+    assert np.abs(written[:, 56:].astype(int) - (0, 0, 255)).max() < 16  # and red stays red (not BGR-swapped)
 
 
 # --------------------------------------------------------------------------

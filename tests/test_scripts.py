@@ -93,8 +93,12 @@ def test_awkward_folder_through_both_scripts(tmp_path: Path, lfw: Path, fr_examp
         rows = list(csv.reader(handle))
     assert rows[0] == ["image", "top", "right", "bottom", "left", "label", "frame", "time", "name"]
     assert len(rows) - 1 == len(records)
-    assert (output / "index.html").exists() and list(output.glob("face_id_*.jpg"))
-    assert list(output.glob("person_00/*"))
+    assert {"face_id_00.jpg", "face_id_01.jpg", "face_id_02.jpg"} <= {p.name for p in output.glob("face_id_*.jpg")}
+    assert "face_id_00.jpg" in (output / "index.html").read_text(errors="surrogateescape")
+    people = sorted(p for p in output.glob("person_*") if p.is_dir())
+    assert len(people) == 3  # one folder a person, each linking that person's photos in the dataset
+    assert all(list(person.iterdir()) for person in people)
+    assert all(os.path.realpath(link).startswith(str(dataset)) for person in people for link in person.iterdir())
 
 
 def test_cluster_without_display_writes_files(tmp_path: Path, lfw: Path) -> None:
