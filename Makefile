@@ -3,12 +3,12 @@ PY := .venv/bin/python
 FACES_DATA ?= $(wildcard ../shared/datasets)
 export FACES_DATA
 
-.PHONY: install demo demo-people known dataset test bench bench-dask quality quality-lfw bench-scale bench-search verify clean help
+.PHONY: install demo demo-people known dataset test lint bench bench-dask quality quality-lfw bench-scale bench-search verify clean help
 
 help:
 	@echo "make demo    install, build the sample dataset/, encode, cluster, write output/"
 	@echo "make demo-people  after make demo: names from known/ (other LFW photos of 4 demo people), then a search"
-	@echo "make test    install test tools and run the test suite"
+	@echo "make test    install test tools, check the code (make lint: ruff) and run the test suite"
 	@echo "make bench   encoding speed against the tutorial's loop (writes bench-results/)"
 	@echo "make bench-dask  two local Dask workers against the local process pool (docs/dask.md)"
 	@echo "make quality every clustering method on every labelled set, leave-one-set-out, and LFW verification"
@@ -59,9 +59,12 @@ demo-people: .venv/.installed dataset/00000000.jpg known/.built
 # spawning a thread per core only fought for them (2 cores: 209 s -> 170-179 s, user CPU 5:40 -> 4:28-4:50).
 # The package is byte-compiled first: where .pyc files may not be written (PYTHONDONTWRITEBYTECODE),
 # each of the ~150 script runs the tests start compiled it again (~0.08 s CPU a run).
-test: .venv/.installed-dev
+test: lint
 	$(PY) -m compileall -q facecluster >/dev/null
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadfile --no-loadscope-reorder tests
+
+lint: .venv/.installed-dev
+	$(PY) -m ruff check --quiet .
 
 bench: .venv/.installed-dev
 	$(PY) benchmarks/run.py

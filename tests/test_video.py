@@ -279,7 +279,7 @@ def test_video_records_round_trip_and_are_checked(tmp_path: Path) -> None:
 # The gallery in a browser
 
 
-def test_gallery_plays_the_clip_from_the_face(browser, clips: Path, tmp_path: Path) -> None:
+def test_gallery_plays_the_clip_from_the_face(browser, clips: Path, tmp_path: Path) -> None:  # noqa: F811 (a fixture)
     from selenium.webdriver.common.by import By
 
     from test_gallery import _all_images_loaded, _open
