@@ -8,7 +8,7 @@ interleaved in this one process (so a noisy machine hits every variant alike):
 - ``dlib face_encodings``: ``compute_face_descriptor(img, shape, 1)`` per face,
   i.e. what ``face_recognition.face_encodings`` does (chip + network);
 - ``dlib chips bs16``: ``compute_face_descriptor([chips...])``, 16 at a time;
-- ``fast bsN``: ``fast_encoder.encode_chips`` on ready chips, N at a time;
+- ``fast bsN``: ``resnet.encode_chips`` on ready chips, N at a time;
 - ``fast face_chips+bs4``: cutting the chips from the photo with dlib plus
   ``encode_chips``: the drop-in replacement for ``face_encodings``.
 
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     import face_recognition_models
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from facecluster.embed import resnet as fast_encoder
+    from facecluster.embed import resnet
 
     detector, predictor, faces = _load_faces(args.faces)
     n = len(faces)
@@ -86,9 +86,9 @@ def main(argv=None) -> int:
         sys.exit("no faces found")
     net = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
     t0 = time.perf_counter()
-    enc = fast_encoder.load_encoder()
+    enc = resnet.load_encoder()
     load_s = time.perf_counter() - t0
-    chips = np.concatenate([fast_encoder.face_chips(rgb, [shape]) for rgb, _, shape in faces])
+    chips = np.concatenate([resnet.face_chips(rgb, [shape]) for rgb, _, shape in faces])
 
     def dlib_per_face():
         return np.array([np.array(net.compute_face_descriptor(rgb, shape, 1)) for rgb, _, shape in faces])
@@ -103,13 +103,13 @@ def main(argv=None) -> int:
         return lambda: enc.encode_chips(chips, batch_size=bs)
 
     def fast_from_photo():
-        cut = np.concatenate([fast_encoder.face_chips(rgb, [shape]) for rgb, _, shape in faces])
+        cut = np.concatenate([resnet.face_chips(rgb, [shape]) for rgb, _, shape in faces])
         return enc.encode_chips(cut, batch_size=4)
 
     variants = {
         "hog detect (upsample 1)": lambda: [detector(rgb, 1) for rgb, _, _ in faces],
         "5-point shape": lambda: [predictor(rgb, rect) for rgb, rect, _ in faces],
-        "face_chips (dlib)": lambda: [fast_encoder.face_chips(rgb, [shape]) for rgb, _, shape in faces],
+        "face_chips (dlib)": lambda: [resnet.face_chips(rgb, [shape]) for rgb, _, shape in faces],
         "dlib face_encodings": dlib_per_face,
         "dlib chips bs16": dlib_chips16,
         "fast bs1": fast(1),

@@ -354,11 +354,11 @@ def test_hdbscan_ceiling_keeps_far_apart_people_apart(faces_data, tmp_path, monk
     chinese whispers at 0.5 splits people (0.902)."""
     from facecluster.cluster.evaluation import evaluate, read_labels
     from facecluster.detect.detectors import HogDetector
-    from facecluster.embed.encoders import DEFAULT_MIRROR, NumpyEncoder
+    from facecluster.embed.encoders import DEFAULT_MIRROR, OnnxEncoder
     from facecluster.run.pipeline import Method, encode_dataset, list_dataset
 
     root = faces_data / "five_celebs"
-    method = Method(HogDetector(), NumpyEncoder(mirror=DEFAULT_MIRROR))  # the script's encodings
+    method = Method(HogDetector(), OnnxEncoder(mirror=DEFAULT_MIRROR))  # the script's encodings
     records, _ = encode_dataset(list_dataset(str(root)), str(tmp_path / "e.pickle"), method)
     X = np.asarray([r["encoding"] for r in records])
     people = read_labels("folders", [r["imagePath"] for r in records], str(root))

@@ -16,13 +16,13 @@ import pytest
 
 from facecluster.run.photo_cache import cache_path_for
 from facecluster.detect.detectors import CnnDetector, HogDetector
-from facecluster.embed.encoders import DEFAULT_MIRROR, NumpyEncoder
+from facecluster.embed.encoders import DEFAULT_MIRROR, OnnxEncoder
 from facecluster.run.pipeline import DatasetError, Method, encode_dataset, list_dataset
 from facecluster.store import load_encodings
 
 # encode_faces.py's encoder (the mirror pass), so records compare with the script's
-HOG = Method(HogDetector(), NumpyEncoder(mirror=DEFAULT_MIRROR))
-HOG_1X = Method(HogDetector(upsample=0), NumpyEncoder(mirror=DEFAULT_MIRROR))
+HOG = Method(HogDetector(), OnnxEncoder(mirror=DEFAULT_MIRROR))
+HOG_1X = Method(HogDetector(upsample=0), OnnxEncoder(mirror=DEFAULT_MIRROR))
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -170,7 +170,7 @@ def test_a_failing_cnn_batch_is_redone_photo_by_photo(small_set: Path, monkeypat
     detector = CnnDetector(upsample=0, batch_size=2)
     monkeypatch.setattr(CnnDetector, "detect_batch", lambda self, rgbs: broken_batch() if len(rgbs) > 1 else [self.detect(rgbs[0])])
     paths = [str(p) for p in sorted(small_set.rglob("*.jpg"))[:2]]
-    results = encoding.encode_photos(paths, Method(detector, NumpyEncoder()))
+    results = encoding.encode_photos(paths, Method(detector, OnnxEncoder()))
     assert [r.path for r in results] == paths
     assert all(r.status == "faces" for r in results)
 
@@ -221,10 +221,10 @@ def test_options_and_folders_sharing_one_cache_keep_their_results(tmp_path: Path
 def test_single_pass_results_are_not_taken_for_the_mirror_pass(small_set: Path, tmp_path: Path) -> None:
     """A cache written without the mirror pass (--no-mirror, as every run was before it) is not taken for the mirror pass's."""
     encodings = str(tmp_path / "enc.pickle")
-    single = Method(HogDetector(), NumpyEncoder(mirror=False))
+    single = Method(HogDetector(), OnnxEncoder(mirror=False))
     before, summary = encode_dataset(list_dataset(str(small_set)), encodings, single, workers=1)
     assert summary.encoded == 9
-    now, summary = encode_dataset(list_dataset(str(small_set)), encodings, Method(HogDetector(), NumpyEncoder(mirror=True)),
+    now, summary = encode_dataset(list_dataset(str(small_set)), encodings, Method(HogDetector(), OnnxEncoder(mirror=True)),
                                   workers=1)
     assert (summary.reused, summary.encoded) == (0, 9)
     assert [r["loc"] for r in now] == [r["loc"] for r in before]
@@ -233,7 +233,7 @@ def test_single_pass_results_are_not_taken_for_the_mirror_pass(small_set: Path, 
     assert (summary.reused, summary.encoded) == (9, 0)  # each kept its own rows
 
 
-def test_passing_failures_are_retried_lasting_ones_kept(small_set: Path, tmp_path: Path, monkeypatch) -> None:
+def test_transient_failures_are_retried_lasting_ones_kept(small_set: Path, tmp_path: Path, monkeypatch) -> None:
     from facecluster.run import pipeline
 
     photos = sorted(small_set.rglob("*.jpg"))
@@ -297,7 +297,7 @@ def test_any_load_error_in_a_cnn_batch_is_that_photos_result(small_set: Path, mo
         return real_load(path, *args, **kwargs)
 
     monkeypatch.setattr(pipeline, "load_image", load_or_fail)
-    results = pipeline.encode_photos(paths, Method(CnnDetector(upsample=0, batch_size=3), NumpyEncoder()))
+    results = pipeline.encode_photos(paths, Method(CnnDetector(upsample=0, batch_size=3), OnnxEncoder()))
     assert [r.path for r in results] == paths
     assert [r.status for r in results] == ["faces", "skipped", "faces"]
     assert (results[1].category, results[1].reason) == ("failed", "could not be processed: RuntimeError: decoder bug")

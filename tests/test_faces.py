@@ -11,7 +11,7 @@ import pytest
 
 from facecluster.detect import detectors
 from facecluster.detect.detectors import CnnDetector, HogDetector, choose_detector
-from facecluster.embed.encoders import DlibEncoder, NumpyEncoder, choose_encoder
+from facecluster.embed.encoders import DlibEncoder, OnnxEncoder, choose_encoder
 from facecluster.run.pipeline import Method, task_size
 from facecluster.sources.images import load_image
 
@@ -41,8 +41,8 @@ def test_settings_are_validated() -> None:
     for bad in (lambda: HogDetector(upsample=9), lambda: HogDetector(max_detect_side=10),
                 lambda: CnnDetector(batch_size=0), lambda: DlibEncoder(num_jitters=0),
                 lambda: DlibEncoder(num_jitters=2, mirror=True),  # dlib's jitter replaces the mirror pass
-                lambda: NumpyEncoder(num_jitters=2),
-                lambda: NumpyEncoder(landmarks="huge"), lambda: choose_detector("sift"),
+                lambda: OnnxEncoder(num_jitters=2),
+                lambda: OnnxEncoder(landmarks="huge"), lambda: choose_detector("sift"),
                 lambda: choose_encoder("torch")):
         with pytest.raises(ValueError):
             bad()
@@ -82,7 +82,7 @@ def test_jitters_run_dlibs_encoder_and_say_so() -> None:
     encoder, why = choose_encoder("dlib", "small", 3)
     assert encoder == DlibEncoder("small", 3, mirror=False) and "in place of the mirror pass" in why
     encoder, _ = choose_encoder("numpy", "large", 1)
-    assert isinstance(encoder, NumpyEncoder) and encoder.cache_key() == "jit=1/lm=large/enc=numpy/mirror-x1.034"
+    assert isinstance(encoder, OnnxEncoder) and encoder.cache_key() == "jit=1/lm=large/enc=numpy/mirror-x1.034"
     method = Method(HogDetector(), DlibEncoder("small", 2, mirror=False))
     assert method.cache_key() == "v3/hog/up=None/max=2000/min=700/crop=112/jit=2/lm=small/enc=dlib"
 
@@ -90,9 +90,9 @@ def test_jitters_run_dlibs_encoder_and_say_so() -> None:
 def test_the_mirror_pass_is_the_default_said_and_keyed() -> None:
     """Encodings with and without the mirror pass never share cache rows; without it (--no-mirror), the key of before."""
     encoder, why = choose_encoder("numpy")
-    assert encoder == NumpyEncoder("small", 1, mirror=True) and "its mirror image, averaged" in why
+    assert encoder == OnnxEncoder("small", 1, mirror=True) and "its mirror image, averaged" in why
     single, why = choose_encoder("numpy", mirror=False)
-    assert single == NumpyEncoder(mirror=False) and "as face_recognition does (--no-mirror)" in why
+    assert single == OnnxEncoder(mirror=False) and "as face_recognition does (--no-mirror)" in why
     assert encoder.cache_key() == "jit=1/lm=small/enc=numpy/mirror-x1.034"  # averaged without the rescaling: /mirror
     assert single.cache_key() == "jit=1/lm=small/enc=numpy"  # what every cache row was keyed before the mirror pass
     assert choose_encoder("dlib", mirror=True)[0].cache_key() == "jit=1/lm=small/enc=dlib/mirror-x1.034"
@@ -111,7 +111,7 @@ def test_same_boxes_and_encodings_as_face_recognition(lfw: Path) -> None:
         assert ours == theirs
         theirs_enc = np.array(face_recognition.face_encodings(rgb, theirs))
         with_dlib = np.array(DlibEncoder(mirror=False).encode(rgb, ours))
-        with_numpy = np.array(NumpyEncoder(mirror=False).encode(rgb, ours))
+        with_numpy = np.array(OnnxEncoder(mirror=False).encode(rgb, ours))
         assert len(with_numpy) == len(with_dlib) == len(theirs_enc) >= 1
         assert np.abs(with_dlib - theirs_enc).max() < 1e-9
         assert np.abs(with_numpy - theirs_enc).max() < 1e-4
@@ -136,11 +136,11 @@ def test_the_mirror_pass_averages_face_recognitions_encodings_of_the_photo_and_i
     expected = MIRROR_CENTRE + MIRROR_SCALE * (averaged - MIRROR_CENTRE)
     # the two faces' distance, stretched by the factor
     assert np.linalg.norm(expected[0] - expected[1]) == pytest.approx(MIRROR_SCALE * np.linalg.norm(averaged[0] - averaged[1]))
-    with_numpy = np.array(NumpyEncoder(mirror=True).encode(rgb, boxes))
+    with_numpy = np.array(OnnxEncoder(mirror=True).encode(rgb, boxes))
     assert np.abs(with_numpy - expected).max() < 1e-4
     assert np.abs(np.array(DlibEncoder(mirror=True).encode(rgb, boxes)) - expected).max() < 1e-9
-    assert np.abs(np.array(NumpyEncoder(mirror=True).encode(mirrored, mirrored_boxes)) - with_numpy).max() < 1e-6
-    single = np.array(NumpyEncoder().encode(rgb, boxes))
+    assert np.abs(np.array(OnnxEncoder(mirror=True).encode(mirrored, mirrored_boxes)) - with_numpy).max() < 1e-6
+    single = np.array(OnnxEncoder().encode(rgb, boxes))
     assert np.linalg.norm(single - with_numpy, axis=1).min() > 0.02  # the mirror pass is not a no-op
 
 
@@ -148,11 +148,11 @@ def test_large_photo_detected_on_a_reduced_copy(fr_examples: Path) -> None:
     photo = fr_examples / "obama" / "examples__obama-1080p.jpg"
     rgb = load_image(str(photo)).rgb
     assert max(rgb.shape) > 1000
-    faces = Method(HogDetector(max_detect_side=800), NumpyEncoder()).find_faces([rgb])[0]
+    faces = Method(HogDetector(max_detect_side=800), OnnxEncoder()).find_faces([rgb])[0]
     assert len(faces) == 1
     top, right, bottom, left = faces[0].box
     assert bottom - top > 150  # mapped back to the photo's own pixels
-    full = Method(HogDetector(upsample=0, max_detect_side=0), NumpyEncoder()).find_faces([rgb])[0]
+    full = Method(HogDetector(upsample=0, max_detect_side=0), OnnxEncoder()).find_faces([rgb])[0]
     assert np.linalg.norm(faces[0].encoding - full[0].encoding) < 0.15  # same person, same pixels
 
 
@@ -182,7 +182,7 @@ def test_workers_are_spawned_where_dlib_has_cuda(monkeypatch, fr_examples: Path)
     assert pool.start_method() == "spawn"
     photos = [str(fr_examples / "_multi_face" / "examples__knn_examples__test__obama_and_biden.jpg"),
               str(fr_examples / "obama" / "examples__obama_small.jpg")]
-    method = Method(HogDetector(), NumpyEncoder())
+    method = Method(HogDetector(), OnnxEncoder())
     spawned = {result.path: result for result in pipeline.run_in_processes([[photo] for photo in photos], method, 2)}
     for here in pipeline.encode_photos(photos, method):
         there = spawned[here.path]
@@ -202,10 +202,10 @@ def test_models_load_without_pkg_resources(fr_examples: Path) -> None:
         "        if name == 'pkg_resources': raise ImportError('blocked')\n"
         "sys.meta_path.insert(0, Block())\n"
         "from facecluster.detect.detectors import HogDetector\n"
-        "from facecluster.embed.encoders import NumpyEncoder\n"
+        "from facecluster.embed.encoders import OnnxEncoder\n"
         "from facecluster.run.pipeline import Method\n"
         "from facecluster.sources.images import load_image\n"
-        f"print(len(Method(HogDetector(), NumpyEncoder()).find_faces([load_image({str(photo)!r}).rgb])[0]))\n"
+        f"print(len(Method(HogDetector(), OnnxEncoder()).find_faces([load_image({str(photo)!r}).rgb])[0]))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -267,12 +267,12 @@ def test_photos_encoded_together_get_their_own_encodings(fr_examples: Path, lfw:
     box_lists.insert(1, [])
     assert [len(boxes) for boxes in box_lists] == [2, 0, 1]
     for mirror in (True, False):
-        encoder = NumpyEncoder(mirror=mirror)
+        encoder = OnnxEncoder(mirror=mirror)
         together = encoder.encode_batch(rgbs, box_lists)
         alone = [encoder.encode(rgb, boxes) for rgb, boxes in zip(rgbs, box_lists)]
         assert [len(faces) for faces in together] == [2, 0, 1]
         assert all(np.abs(np.array(a) - np.array(t)).max() < 1e-5 for a, t in zip(alone, together) if a)
-    assert Method(HogDetector(), NumpyEncoder()).photos_per_task == 4
+    assert Method(HogDetector(), OnnxEncoder()).photos_per_task == 4
     assert Method(HogDetector(), DlibEncoder()).photos_per_task == 1
     # a short run is cut finer, so no worker waits long for another's last task
     assert [task_size(photos, 4, 2) for photos in (26, 40, 64, 3474)] == [1, 2, 4, 4]

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import inclusive_iou, run_script
 from facecluster.detect import detectors
-from facecluster.detect.detectors import CnnDetector, HogDetector, HogThenCnn, NumpyCnnDetector
+from facecluster.detect.detectors import CnnDetector, HogDetector, HogThenCnn, OnnxCnnDetector
 from facecluster.sources.images import load_image
 
 IOU = 0.95
@@ -82,8 +82,8 @@ def test_crop_look_maps_boxes_back_and_drops_mirrored_faces(monkeypatch) -> None
     pad = round(detectors.CROP_BORDER * detectors.CROP_SIDE)
     side = detectors.CROP_SIDE
     found = [(pad, pad + side - 1, pad + side - 1, pad), (0, pad - 1, pad - 1, 0)]  # the whole picture; the border
-    monkeypatch.setattr(NumpyCnnDetector, "_run", lambda self, image, upsample: found)
-    boxes = NumpyCnnDetector().crop_look(np.zeros((224, 224, 3), np.uint8))
+    monkeypatch.setattr(OnnxCnnDetector, "_run", lambda self, image, upsample: found)
+    boxes = OnnxCnnDetector().crop_look(np.zeros((224, 224, 3), np.uint8))
     assert boxes == [(0, 222, 222, 0)]  # 2x back to the 224 px photo
 
 
@@ -92,9 +92,9 @@ def test_no_crop_look_where_the_picture_is_not_shaped_like_a_face_crop(monkeypat
     """A wide video frame or a large photo: the crop look's finds there were false faces."""
     pad = round(detectors.CROP_BORDER * detectors.CROP_SIDE)
     middle = [(pad + 10, pad + 60, pad + 60, pad + 10)]
-    monkeypatch.setattr(NumpyCnnDetector, "_run", lambda self, image, upsample: middle)
-    assert NumpyCnnDetector().crop_look(np.zeros(shape, np.uint8)) == []
-    assert NumpyCnnDetector().crop_look(np.zeros((250, 200, 3), np.uint8)) != []
+    monkeypatch.setattr(OnnxCnnDetector, "_run", lambda self, image, upsample: middle)
+    assert OnnxCnnDetector().crop_look(np.zeros(shape, np.uint8)) == []
+    assert OnnxCnnDetector().crop_look(np.zeros((250, 200, 3), np.uint8)) != []
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (1, 300, 3), (300, 2, 3), (7, 5, 3)])
@@ -110,14 +110,14 @@ def test_tiny_and_thin_pictures_give_no_error(shape) -> None:
 def test_numpy_cnn_detector_gives_dlibs_cnn_boxes(lfw: Path, name: str) -> None:
     """Through the detector objects, at the scale encode_faces.py picks (2x for LFW's 250 px)."""
     rgb = load_image(str(lfw / name)).rgb
-    _same_boxes(NumpyCnnDetector().detect(rgb), CnnDetector(batch_size=1).detect(rgb))
+    _same_boxes(OnnxCnnDetector().detect(rgb), CnnDetector(batch_size=1).detect(rgb))
 
 
 def test_auto_finds_the_face_in_an_aligned_crop(faces_data: Path) -> None:
     """A 112x112 aligned crop: the face fills the picture, HOG at 2x misses it, auto finds it."""
     rgb = load_image(str(faces_data / GLINT_CROP)).rgb
     assert HogDetector().look(rgb, 2.0) == []
-    boxes = HogThenCnn(HogDetector(), NumpyCnnDetector()).detect(rgb)
+    boxes = HogThenCnn(HogDetector(), OnnxCnnDetector()).detect(rgb)
     assert len(boxes) == 1
     top, right, bottom, left = boxes[0]
     assert bottom - top > 50 and right - left > 50  # a face that fills much of the picture

@@ -15,7 +15,7 @@ never empty.  A new detector is one more class here and one more entry in
 :data:`DETECTORS`.
 
 The detectors: dlib's HOG; dlib's CNN (``mmod_human_face_detector.dat``), run
-by dlib where it has CUDA and by :mod:`.mmod_numpy` (the same weights, the same
+by dlib where it has CUDA and by :mod:`.mmod` (the same weights, the same
 boxes, ~10x faster than dlib-bin without BLAS) on a CPU; and, for ``-d auto``
 on a CPU, :class:`HogThenCnn`: HOG, and the CNN only where HOG finds nothing.
 
@@ -296,8 +296,8 @@ class CnnDetector(DlibDetector):
 
 
 @dataclass(frozen=True)
-class NumpyCnnDetector(DlibDetector):
-    """dlib's CNN detector evaluated by :mod:`.mmod_numpy` (onnxruntime, or numpy
+class OnnxCnnDetector(DlibDetector):
+    """dlib's CNN detector evaluated by :mod:`.mmod` (onnxruntime, or numpy
     where it is missing): the same weights and boxes as :class:`CnnDetector`,
     16-21x faster than dlib-bin's (numpy: 8-11x).
 
@@ -331,7 +331,7 @@ class HogThenCnn:
     name: ClassVar[str] = "hog+cnn"
     photos_per_task: ClassVar[int] = 1  # each photo's CNN look, if any, is its own
     hog: HogDetector
-    cnn: NumpyCnnDetector
+    cnn: OnnxCnnDetector
 
     def cache_key(self) -> str:
         return f"{self.name}/{self.hog.cache_key()}/{self.cnn.cache_key()}"
@@ -383,9 +383,9 @@ def choose_detector(requested: str, batch_size: int = 32, **scale) -> tuple[Dete
     runtime = default_backend()
     if requested == "cnn":
         cost = "~0.3 s" if runtime == "onnxruntime" else "~1 s"
-        return NumpyCnnDetector(**scale), (f"asked for; dlib has no CUDA here, so dlib's CNN runs with {runtime} "
+        return OnnxCnnDetector(**scale), (f"asked for; dlib has no CUDA here, so dlib's CNN runs with {runtime} "
                                            f"(same boxes, {cost} per web photo)")
-    return HogThenCnn(HogDetector(**scale), NumpyCnnDetector(**scale)), (
+    return HogThenCnn(HogDetector(**scale), OnnxCnnDetector(**scale)), (
         f"dlib has no CUDA here: HOG, and dlib's CNN (with {runtime}) on photos where HOG finds no face")
 
 

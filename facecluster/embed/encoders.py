@@ -9,7 +9,7 @@ Like a detector, an encoder is a small frozen object chosen once per run::
 
 Both compute ``face_recognition.face_encodings(rgb, boxes, num_jitters,
 model=landmarks)``: dlib finds the landmarks and cuts the aligned chips either
-way; :class:`NumpyEncoder` then runs dlib's ResNet, with its own weights,
+way; :class:`OnnxEncoder` then runs dlib's ResNet, with its own weights,
 through :mod:`facecluster.embed.resnet` (within 1e-6 of dlib; with
 onnxruntime ~20x faster than a BLAS-less dlib build, with numpy alone ~10x);
 :class:`DlibEncoder` calls dlib, and alone does random jitter
@@ -136,7 +136,7 @@ class _LandmarkEncoder:
 
 
 @dataclass(frozen=True)
-class NumpyEncoder(_LandmarkEncoder):
+class OnnxEncoder(_LandmarkEncoder):
     """dlib's ResNet and weights evaluated outside dlib (onnxruntime, or numpy where it
     is missing): the same encodings, faster here.  The name is the option's, kept
     with its cache key: both backends give the same encodings (within 1e-6)."""
@@ -212,5 +212,5 @@ def choose_encoder(requested: str, landmarks: str = "small", num_jitters: int = 
     passes = ("each face and its mirror image, averaged, at the single pass's distances" if mirror
               else "each face once, as face_recognition does (--no-mirror)")
     if requested == "numpy":
-        return NumpyEncoder(landmarks, mirror=mirror), f"dlib's ResNet and weights evaluated outside dlib (dlib's encodings, faster here); {passes}"
+        return OnnxEncoder(landmarks, mirror=mirror), f"dlib's ResNet and weights evaluated outside dlib (dlib's encodings, faster here); {passes}"
     return DlibEncoder(landmarks, mirror=mirror), f"asked for; {passes}"

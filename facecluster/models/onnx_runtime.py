@@ -1,7 +1,7 @@
 """onnxruntime, as both network ports run it: one place for its session settings.
 
-The CNN detector (:mod:`.mmod_numpy`) and the encoder's ResNet
-(:mod:`.fast_encoder`) build their ONNX graphs in memory from dlib's own
+The CNN detector (:mod:`facecluster.detect.mmod`) and the encoder's ResNet
+(:mod:`facecluster.embed.resnet`) build their ONNX graphs in memory from dlib's own
 weight files and run them here, one thread per session (the tool runs one
 worker process per core).  Both fall back to numpy where onnxruntime is
 missing.  Importing this module imports neither onnx nor onnxruntime.

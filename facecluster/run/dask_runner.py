@@ -340,7 +340,7 @@ class DaskRunner:
             if len(task) > 1:
                 pending.extendleft([[path]] for path in reversed(task))
             else:
-                yield PhotoResult(task[0], "skipped", [], CRASHED, "crashed", passing=True)
+                yield PhotoResult(task[0], "skipped", [], CRASHED, "crashed", transient=True)
             return
         except CancelledError:
             raise DaskError("lost the Dask scheduler mid-run; finished photos are kept, run again to resume") from None
@@ -392,5 +392,5 @@ def _read(task: list[str], unreadable: list[PhotoResult]):
                 sent.append(SentPhoto(path, handle.read(), info.st_size, info.st_mtime_ns))
         except OSError as error:
             skipped = skipped_for_oserror(error)
-            unreadable.append(PhotoResult(path, "skipped", [], skipped.reason, skipped.category, skipped.passing))
+            unreadable.append(PhotoResult(path, "skipped", [], skipped.reason, skipped.category, skipped.transient))
     return sent

@@ -91,7 +91,7 @@ def digest_of(path: str) -> bytes:
 class PhotoResult:
     """One photo's outcome: its faces, or why it has none.
 
-    ``category`` is a skip's reason in a word, to count by; ``passing``
+    ``category`` is a skip's reason in a word, to count by; ``transient``
     marks a failure that may not happen again, never kept; ``fingerprint``
     is the file as it was read, kept with the result.
     """
@@ -101,7 +101,7 @@ class PhotoResult:
     faces: list[Face] = field(default_factory=list)
     reason: str = ""
     category: str = ""
-    passing: bool = False
+    transient: bool = False
     fingerprint: Fingerprint | None = None
 
 
@@ -294,9 +294,9 @@ class ResultCache(SqliteCache):
         return found
 
     def store(self, result: PhotoResult) -> bool:
-        """Keep ``result`` unless it is passing or its file could not be read; returns whether kept."""
+        """Keep ``result`` unless it is transient or its file could not be read; returns whether kept."""
         fingerprint = result.fingerprint
-        if result.passing or fingerprint is None or not fingerprint.digest:
+        if result.transient or fingerprint is None or not fingerprint.digest:
             return False
         with self._guard("write"):
             self._db.execute(

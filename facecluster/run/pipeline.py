@@ -36,7 +36,7 @@ from ..embed.encoders import Encoder
 PIPELINE_VERSION = 3
 
 # A worker died on this photo.  Not kept between runs: the cause may have been
-# passing (the system ran out of memory), so the next run tries it again.
+# transient (the system ran out of memory), so the next run tries it again.
 CRASHED = "crashed the image decoder"
 
 # What dlib, OpenCV or numpy raise on a pathological image.
@@ -95,13 +95,13 @@ class RunSummary:
         return Counter(skip.category for skip in self.skipped)
 
 
-def _skipped(path: str, category: str, reason: str, passing: bool = False) -> PhotoResult:
-    return PhotoResult(path, "skipped", [], reason, category, passing)
+def _skipped(path: str, category: str, reason: str, transient: bool = False) -> PhotoResult:
+    return PhotoResult(path, "skipped", [], reason, category, transient)
 
 
 def _failed(path: str, error: BaseException) -> PhotoResult:
     if isinstance(error, MemoryError):
-        return _skipped(path, "out of memory", "out of memory while finding faces", passing=True)
+        return _skipped(path, "out of memory", "out of memory while finding faces", transient=True)
     return _skipped(path, "failed", f"could not be processed: {type(error).__name__}: {error}")
 
 
@@ -110,7 +110,7 @@ def _load(path: str) -> tuple[LoadedImage | None, PhotoResult | None]:
     try:
         return load_image(path), None
     except ImageSkipped as skipped:
-        return None, _skipped(path, skipped.category, skipped.reason, skipped.passing)
+        return None, _skipped(path, skipped.category, skipped.reason, skipped.transient)
     except _PHOTO_ERRORS as error:
         return None, _failed(path, error)
 
@@ -190,7 +190,7 @@ def run_in_processes(tasks: list[list[str]], method: Method, workers: int) -> It
     photos_alone = lambda task: [[path] for path in task]  # noqa: E731
     for task, results in in_pool(partial(encode_photos, method=method), tasks, workers, split=photos_alone):
         if results is KILLED:
-            yield _skipped(task[0], "crashed", CRASHED, passing=True)
+            yield _skipped(task[0], "crashed", CRASHED, transient=True)
         else:
             yield from results
 

@@ -120,6 +120,6 @@ def run_segment(segment: Segment, method: Method, step: float, faces_per_track: 
     except ImageSkipped as skipped:
         return skipped
     except MemoryError:
-        return ImageSkipped("out of memory while finding faces", "out of memory", passing=True)
+        return ImageSkipped("out of memory while finding faces", "out of memory", transient=True)
     except Exception as error:  # the worker's boundary: whatever a hostile file provokes is its own line
         return ImageSkipped(f"could not be processed: {type(error).__name__}: {error}", "failed")

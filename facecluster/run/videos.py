@@ -33,7 +33,7 @@ from .video_segments import Segment, plan_segments, run_segment
 VIDEO_VERSION = 3
 DEFAULT_STEP = 0.5  # seconds between looks; see docs/video.md for the measurements
 DEFAULT_FACES_PER_TRACK = 5
-_CRASHED = ImageSkipped("crashed the video decoder", "crashed", passing=True)
+_CRASHED = ImageSkipped("crashed the video decoder", "crashed", transient=True)
 
 
 @dataclass(frozen=True)

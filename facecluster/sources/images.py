@@ -165,7 +165,7 @@ def load_image(path: str, max_pixels: int = MAX_DECODE_PIXELS) -> LoadedImage:
     except UnidentifiedImageError:
         raise ImageSkipped("not an image (unrecognised content)", "not an image") from None
     except MemoryError:
-        raise ImageSkipped("out of memory while decoding", "out of memory", passing=True) from None
+        raise ImageSkipped("out of memory while decoding", "out of memory", transient=True) from None
     except OSError as error:
         if error.errno is not None:
             raise skipped_for_oserror(error) from None

@@ -16,15 +16,15 @@ class ImageSkipped(Exception):
     """A file that cannot be used as a photo; ``str()`` is the reason.
 
     ``category`` is a short word to count skips by (``"corrupt"``,
-    ``"symlink loop"`` ...); ``passing`` marks a failure that may not happen
+    ``"symlink loop"`` ...); ``transient`` marks a failure that may not happen
     again (out of memory), whose verdict must not be kept between runs.
     """
 
-    def __init__(self, reason: str, category: str, passing: bool = False):
-        super().__init__(reason, category, passing)  # all of them, so it pickles whole
+    def __init__(self, reason: str, category: str, transient: bool = False):
+        super().__init__(reason, category, transient)  # all of them, so it pickles whole
         self.reason = reason
         self.category = category
-        self.passing = passing
+        self.transient = transient
 
     def __str__(self) -> str:
         return self.reason
@@ -70,6 +70,6 @@ def skipped_for_oserror(error: OSError) -> ImageSkipped:
         return ImageSkipped("symlink loop", "symlink loop")
     if error.errno == errno.ENOENT:
         return ImageSkipped("broken symlink or vanished file", "missing")
-    # An I/O error may be the disk's passing trouble: try again next run.
-    return ImageSkipped(f"cannot read ({error.strerror or error})", "unreadable", passing=True)
+    # An I/O error may be the disk's transient trouble: try again next run.
+    return ImageSkipped(f"cannot read ({error.strerror or error})", "unreadable", transient=True)
 
