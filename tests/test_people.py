@@ -19,7 +19,7 @@ from conftest import run_script
 from facecluster.people.naming import NAME_MARGIN, NAME_THRESHOLD, KnownPeople, name_clusters, pull_in_unknown
 from facecluster.people.store import PeopleStore, match_centroids, person_id
 from facecluster.present.clusters import group_clusters, person_dirname, safe_name
-from facecluster.present.export import CSV_HEADER, write_clusters_csv
+from facecluster.present.export import CLUSTERS_CSV_HEADER, write_clusters_csv
 from facecluster.present.montage import montage_filename
 
 PEOPLE = ("Ariel_Sharon", "Colin_Powell", "Hugo_Chavez", "Jean_Chretien")
@@ -207,7 +207,7 @@ def test_the_name_column_comes_last_and_is_empty_when_unnamed(tmp_path):
     clusters = group_clusters(records, [0, 1, -1], {0: "Ada Lovelace"})
     write_clusters_csv(tmp_path / "clusters.csv", records, clusters)
     rows = list(csv.reader(open(tmp_path / "clusters.csv", encoding="utf-8")))
-    assert rows[0] == list(CSV_HEADER) and rows[0][:8] == ["image", "top", "right", "bottom", "left", "label", "frame", "time"]
+    assert rows[0] == list(CLUSTERS_CSV_HEADER) and rows[0][:8] == ["image", "top", "right", "bottom", "left", "label", "frame", "time"]
     assert rows[0][-1] == "name" and [row[-1] for row in rows[1:]] == ["Ada Lovelace", "", ""]
 
 

@@ -33,7 +33,7 @@ import numpy as np
 from ..files import open_regular
 from ..records import box_area
 
-CSV_HEADER = ("path", "identity")
+LABELS_CSV_HEADER = ("path", "identity")
 
 
 def evaluate(labels_pred: Sequence[int] | np.ndarray, identities: Sequence[str | None]) -> dict:
@@ -206,7 +206,7 @@ def _read_key(csv_path: str) -> dict[str, str | None]:
         with io.TextIOWrapper(open_regular(csv_path), newline="", encoding="utf-8-sig") as handle:
             rows = csv.reader(handle)
             header = next(rows, None)
-            if header is None or tuple(h.strip().lower() for h in header) != CSV_HEADER:
+            if header is None or tuple(h.strip().lower() for h in header) != LABELS_CSV_HEADER:
                 raise ValueError(f"{csv_path}: first line must be the header 'path,identity', got {header!r}")
             for line, row in enumerate(rows, start=2):
                 if not row or not any(row):

@@ -28,7 +28,7 @@ from ..sources.images import load_image
 from ..sources.skips import ImageSkipped, display_path
 from .search import Match, Query
 
-CSV_HEADER = ("image", "top", "right", "bottom", "left", "frame", "time", "distance", "query", "match")
+MATCHES_CSV_HEADER = ("image", "top", "right", "bottom", "left", "frame", "time", "distance", "query", "match")
 THUMBS_DIR = "thumbs"
 
 
@@ -37,7 +37,7 @@ def write_matches_csv(path: str, records: Sequence[FaceRecord], found: Sequence[
     with open_atomically(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         quoted = csv.writer(handle, lineterminator="\n", quoting=csv.QUOTE_ALL)  # a lone CR: see export.py
-        writer.writerow(CSV_HEADER)
+        writer.writerow(MATCHES_CSV_HEADER)
         for query, matches in found:
             name = spreadsheet_safe(query.name)
             for match in matches:

@@ -18,7 +18,7 @@ from ..files import open_atomically
 from ..records import FaceRecord
 from .clusters import Clusters, json_string, json_text
 
-CSV_HEADER = ("image", "top", "right", "bottom", "left", "label", "frame", "time", "name")
+CLUSTERS_CSV_HEADER = ("image", "top", "right", "bottom", "left", "label", "frame", "time", "name")
 
 
 def write_clusters_csv(path: str | os.PathLike, records: Sequence[FaceRecord], clusters: Clusters) -> None:
@@ -40,7 +40,7 @@ def write_clusters_csv(path: str | os.PathLike, records: Sequence[FaceRecord], c
         # csv quotes a field holding "\n" but, with "\n" line ends, not one holding a lone "\r",
         # which every reader takes for a line end: such a row has every field quoted.
         quoted = csv.writer(handle, lineterminator="\n", quoting=csv.QUOTE_ALL)
-        writer.writerow(CSV_HEADER)
+        writer.writerow(CLUSTERS_CSV_HEADER)
         for record, label in zip(records, clusters.labels.tolist()):
             image, name = spreadsheet_safe(record["imagePath"]), spreadsheet_safe(clusters.names.get(label, ""))
             (quoted if "\r" in image or "\r" in name else writer).writerow(
