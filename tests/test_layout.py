@@ -135,3 +135,20 @@ def test_the_readmes_layout_table_names_every_module() -> None:
         if row is None or f"`{path.name}`" not in row:
             missing.append(str(path.relative_to(PACKAGE)))
     assert missing == [], f"README's code layout table does not name: {missing}"
+
+
+def test_the_readme_documents_every_option_of_each_script_in_its_section() -> None:
+    """Each script's README section ("## encode_faces.py" ...) names every one of its options."""
+    import importlib
+    import sys
+
+    readme = (PACKAGE.parent / "README.md").read_text()
+    sections = {part.split("\n", 1)[0]: part for part in readme.split("\n## ")}
+    sys.path.insert(0, str(PACKAGE.parent))
+    missing = {}
+    for script in ("encode_faces", "cluster_faces", "search_faces"):
+        section = sections[f"{script}.py"]
+        options = [action.option_strings for action in importlib.import_module(script).ap._actions
+                   if "--help" not in action.option_strings and action.option_strings]
+        missing[script] = [names for names in options if not any(f"`{name}" in section for name in names)]
+    assert missing == {"encode_faces": [], "cluster_faces": [], "search_faces": []}
