@@ -16,7 +16,7 @@ from facecluster.files import check_output_file, display_path
 from facecluster.run import dask_runner, report
 from facecluster.detect.detectors import DETECTION_METHODS, choose_detector, slow_on_this_machine
 from facecluster.embed.encoders import DEFAULT_MIRROR, ENCODERS, LANDMARK_MODELS, choose_encoder
-from facecluster.run.photo_cache import CacheError, cache_path_for
+from facecluster.store.photo_cache import CacheError, cache_path_for
 from facecluster.run.pipeline import DatasetError, Method, encode_dataset, list_dataset, run_in_processes
 from facecluster.run.videos import DEFAULT_FACES_PER_TRACK, DEFAULT_STEP, VideoOptions, add_to_summary, encode_videos
 from facecluster.store import save_encodings

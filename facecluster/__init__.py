@@ -10,7 +10,7 @@ One wing per stage, passing plain records along; imports only point down
 - :mod:`facecluster.detect`    finding faces: HOG, the CNN, HOG then CNN
 - :mod:`facecluster.embed`     128-d encodings: dlib's ResNet, in dlib or on onnxruntime
 - :mod:`facecluster.run`       the encoding run: worker processes or Dask, videos by segments, the cache, the report
-- :mod:`facecluster.store`     reading and writing the encodings file safely
+- :mod:`facecluster.store`     what lasts between runs: the encodings file, read and written safely; the cache of results
 - :mod:`facecluster.cluster`   grouping encodings into people: the methods, the kNN graph they run on,
   and scoring clusters against known identities (``cluster.evaluation``)
 - :mod:`facecluster.people`    known people's names, the people store (the same ID every run), search by photo

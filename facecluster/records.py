@@ -14,11 +14,16 @@ from 0 in each video); ``imagePath`` is then the video's path.  Readers treat
 Boxes are always ``(top, right, bottom, left)`` in pixels of the original,
 upright (EXIF-rotated) photo -- face_recognition's convention.  dlib rectangles
 and OpenCV ``(x, y, w, h)`` are converted only at the edges, here.
+
+While a video is read, its faces are :class:`Sighting` s, followed on screen as
+:class:`Track` s (:mod:`facecluster.run.tracks`) and kept per segment
+(:mod:`facecluster.store.video_cache`); a few of each track become records.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import NamedTuple, TypedDict
 
 import numpy as np
@@ -104,3 +109,29 @@ def box_to_dlib(box: Box):
 def is_from_video(record: Mapping) -> bool:
     """Whether a record is a face of a video frame (it has a ``time``) rather than of a photo."""
     return "time" in record
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """A face of a video, at one look: where, when, its encoding and how good a picture it is."""
+
+    frame: int
+    time: float
+    box: Box
+    encoding: np.ndarray
+    quality: float
+
+
+@dataclass
+class Track:
+    """One face followed over consecutive looks (oldest first)."""
+
+    sightings: list[Sighting] = field(default_factory=list)
+
+    @property
+    def first(self) -> Sighting:
+        return self.sightings[0]
+
+    @property
+    def last(self) -> Sighting:
+        return self.sightings[-1]

@@ -25,7 +25,7 @@ from test_encoding import HOG, copy_photos, same_records
 
 require("distributed")
 
-from facecluster.run.photo_cache import cache_path_for  # noqa: E402
+from facecluster.store.photo_cache import cache_path_for  # noqa: E402
 from facecluster.run import dask_runner  # noqa: E402
 from facecluster.run.dask_local import LocalCluster, free_port, local_cluster  # noqa: E402
 from facecluster.run.pipeline import encode_dataset, list_dataset  # noqa: E402

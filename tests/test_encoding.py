@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecluster.run.photo_cache import cache_path_for
+from facecluster.store.photo_cache import cache_path_for
 from facecluster.detect.detectors import CnnDetector, HogDetector
 from facecluster.embed.encoders import DEFAULT_MIRROR, OnnxEncoder
 from facecluster.run.pipeline import DatasetError, Method, encode_dataset, list_dataset

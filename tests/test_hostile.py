@@ -27,7 +27,7 @@ from PIL import Image
 from conftest import PYTHON, ROOT, run_script
 from test_encoding import copy_photos
 
-from facecluster.run.photo_cache import cache_path_for
+from facecluster.store.photo_cache import cache_path_for
 from facecluster.files import OUTPUT_MARKER, display_path
 from facecluster.sources.images import load_image
 from facecluster.sources.skips import ImageSkipped
@@ -156,7 +156,7 @@ def test_a_full_disk_stops_with_one_line_and_keeps_every_result(twelve: Path, tm
 
 def test_an_io_error_on_the_cache_is_one_line_naming_it_and_the_cache_is_kept(twelve: Path, tmp_path: Path) -> None:
     """Past the scripts' own check (the disk filled after it): the cache can't be opened, and nothing in it is lost."""
-    from facecluster.run.photo_cache import CacheError
+    from facecluster.store.photo_cache import CacheError
     from facecluster.run.pipeline import encode_dataset, list_dataset
     from test_encoding import HOG
 

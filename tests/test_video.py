@@ -331,7 +331,7 @@ def test_csv_and_json_place_video_faces(tmp_path: Path) -> None:
 
 
 def _seen(time: float, box, person: int, quality: float = 1.0):
-    from facecluster.run.tracks import Sighting
+    from facecluster.records import Sighting
 
     encoding = np.zeros(128)
     encoding[person] = 1.0  # people 1.41 apart; one person's faces 0 apart

@@ -25,7 +25,7 @@ from collections import deque
 from dataclasses import replace
 from typing import Callable, Iterator
 
-from .photo_cache import PhotoResult
+from ..store.photo_cache import PhotoResult
 from ..files import open_regular
 from ..sources.folder import Listing
 from ..sources.skips import display_path, skipped_for_oserror

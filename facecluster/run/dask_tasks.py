@@ -20,7 +20,7 @@ from pathlib import Path
 
 from distributed import WorkerPlugin, get_worker
 
-from .photo_cache import Fingerprint, PhotoResult
+from ..store.photo_cache import Fingerprint, PhotoResult
 from .pipeline import Method, encode_photos
 
 # The distributions whose versions must match on the client and every worker:

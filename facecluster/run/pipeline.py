@@ -5,7 +5,7 @@ worker.  Photos are spread over worker processes (one per core by default),
 a task at a time (one photo, or a CNN batch).  Results come back in any order
 but are stored by path, and the records come out in the listing's order, so
 the output is the same whatever the number of workers.  Finished photos are
-kept in a :class:`~facecluster.run.photo_cache.ResultCache` as they arrive, which makes
+kept in a :class:`~facecluster.store.photo_cache.ResultCache` as they arrive, which makes
 runs incremental and resumable; the encodings file itself is written by the
 caller, at the end.
 """
@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .photo_cache import Fingerprint, PhotoResult, ResultCache, open_cache
+from ..store.photo_cache import Fingerprint, PhotoResult, ResultCache, open_cache
 from .pool import KILLED, in_pool
 from ..sources.skips import ImageSkipped, Skip, display_path
 from ..sources.folder import Listing, list_images

@@ -18,11 +18,9 @@ screen for a minute still gives a handful of records.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from ..records import Box
+from ..records import Box, Sighting, Track
 
 # Same person, whatever the place on screen: well inside the clustering's 0.5.
 SURE_DISTANCE = 0.4
@@ -31,32 +29,6 @@ LINK_DISTANCE = 0.55
 MIN_OVERLAP = 0.1
 # Looks without a detection a track survives (a blink of the detector).
 MAX_MISSED_LOOKS = 2
-
-
-@dataclass(frozen=True)
-class Sighting:
-    """One face at one look: where, when, its encoding and how good a picture it is."""
-
-    frame: int
-    time: float
-    box: Box
-    encoding: np.ndarray
-    quality: float
-
-
-@dataclass
-class Track:
-    """One face followed over consecutive looks (oldest first)."""
-
-    sightings: list[Sighting] = field(default_factory=list)
-
-    @property
-    def first(self) -> Sighting:
-        return self.sightings[0]
-
-    @property
-    def last(self) -> Sighting:
-        return self.sightings[-1]
 
 
 def overlap(a: Box, b: Box) -> float:

@@ -1,7 +1,7 @@
 """One segment of one video, in a worker: sample its frames, find and encode faces, follow them.
 
 A worker's task is a :class:`Segment` (a video and a stretch of it in
-seconds); it returns a :class:`~facecluster.run.video_cache.SegmentDone`
+seconds); it returns a :class:`~facecluster.store.video_cache.SegmentDone`
 whose tracks hold only the faces that can still be kept (each track's
 representatives, and its first and last face for stitching segments), so a
 minute on screen costs a few hundred bytes, not a frame per look.
@@ -19,8 +19,9 @@ from ..sources.skips import ImageSkipped
 from ..records import Face
 from ..sources.video import FrameSampler, Look, VideoInfo
 from .pipeline import Method
-from .tracks import Sighting, Track, Tracker, face_quality, representatives
-from .video_cache import SegmentDone
+from ..records import Sighting, Track
+from .tracks import Tracker, face_quality, representatives
+from ..store.video_cache import SegmentDone
 
 # Longest and shortest stretch of video one task covers.  Short videos are
 # still split in four, so a single clip keeps every core busy; long ones are

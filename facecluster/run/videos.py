@@ -26,7 +26,7 @@ from ..sources.video import VideoInfo, probe_video
 from .pipeline import Method
 from .pool import KILLED, in_pool
 from .tracks import representatives, stitch
-from .video_cache import SegmentCache, SegmentDone, VideoStamp
+from ..store.video_cache import SegmentCache, SegmentDone, VideoStamp
 from .video_segments import Segment, plan_segments, run_segment
 
 # Bump when a change would sample, track or keep faces differently.

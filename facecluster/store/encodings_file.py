@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .files import NotRegularFile, open_regular, write_atomically
-from .records import ENCODING_SIZE, FaceRecord
+from ..files import NotRegularFile, open_regular, write_atomically
+from ..records import ENCODING_SIZE, FaceRecord
 
 # What unpickling a list of dicts of str, int tuples and float arrays needs
 # (numpy 1.x and 2.x spell the module differently; protocol 5 uses _frombuffer).

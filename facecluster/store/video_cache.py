@@ -21,8 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .photo_cache import SqliteCache, cache_path_for, connect, delete_gone, path_key
-from ..records import ENCODING_SIZE
-from .tracks import Sighting, Track
+from ..records import ENCODING_SIZE, Sighting, Track
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS video_segments (
