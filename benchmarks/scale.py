@@ -5,9 +5,11 @@ calibrated to dlib's on LFW) is written once as a tutorial-format pickle under
 ``.cache/scale/``; then, in a fresh process per method so that peak RSS is the
 run's own, the benchmark times
 
-1. loading it (:func:`facecluster.store.load_encoding_columns`),
-2. clustering it (:func:`facecluster.cluster.cluster_encodings`, defaults),
-3. writing ``clusters.csv`` (one row per face: path, box, label),
+1. loading it as ``cluster_faces.py`` does (:func:`facecluster.store.load_encodings`
+   and :func:`~facecluster.store.take_encodings`),
+2. clustering it (:func:`facecluster.cluster.cluster_encodings`, defaults, with the
+   constraints of who appears together read from the records),
+3. writing ``clusters.csv`` (:func:`facecluster.present.export.write_clusters_csv`),
 
 and records the process' peak resident memory.  At 100k faces it also checks
 that the approximate (inverted-file index) graph gives the same clusters as the exact one
@@ -22,7 +24,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import pickle
@@ -30,11 +31,12 @@ import resource
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 
-from bench_paths import ROOT  # noqa: E402  (first: sets up sys.path)
+from bench_paths import ROOT, machine  # noqa: E402  (first: sets up sys.path)
 
 CACHE = ROOT / ".cache" / "scale"
 OUT = ROOT / "benchmarks" / "results" / "scale.md"
@@ -63,19 +65,23 @@ def write_collection(n: int, seed: int = 0) -> Path:
 
 
 def run_one(path: Path, method: str, out_dir: Path, jobs: int) -> dict:
-    """Load, cluster, write; in this process.  Returns the timings."""
+    """Load, cluster, write, as ``cluster_faces.py`` does it, in this process.  Returns the timings."""
     from facecluster.cluster import cluster_encodings
-    from facecluster.store import load_encoding_columns
+    from facecluster.cluster.constraints import Constraints
+    from facecluster.present.clusters import group_clusters
+    from facecluster.present.export import write_clusters_csv
+    from facecluster.store import load_encodings, take_encodings
 
     times = {}
     start = time.perf_counter()
-    columns = load_encoding_columns(path)
+    records = load_encodings(path)
+    encodings = take_encodings(records)  # one float32 array; the records keep path and box
     times["load_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    labels = cluster_encodings(columns.encodings, method, jobs=jobs)
+    labels = cluster_encodings(encodings, method, jobs=jobs, constraints=Constraints.from_records(records))
     times["cluster_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    write_labels_csv(out_dir / f"clusters-{method}-{len(labels)}.csv", columns.paths, columns.boxes, labels)
+    write_clusters_csv(out_dir / f"clusters-{method}-{len(labels)}.csv", records, group_clusters(records, labels))
     times["write_s"] = time.perf_counter() - start
     np.save(out_dir / f"labels-{method}-{len(labels)}.npy", labels)
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -85,13 +91,6 @@ def run_one(path: Path, method: str, out_dir: Path, jobs: int) -> dict:
     times["clusters"] = int(labels.max() + 1)
     times["outliers"] = int((labels < 0).sum())
     return times
-
-
-def write_labels_csv(path: Path, paths: list[str], boxes: np.ndarray, labels: np.ndarray) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["imagePath", "top", "right", "bottom", "left", "label"])
-        writer.writerows(zip(paths, *boxes.T.tolist(), labels.tolist()))
 
 
 def measure(path: Path, method: str, jobs: int) -> dict:
@@ -162,10 +161,11 @@ def main(argv: list[str] | None = None) -> int:
                             f"| {r['total_s']:.1f} | {r.get('cpu_s', float('nan')):.0f} | {r['peak_rss_gb']:.2f} "
                             f"| {r['clusters']:,} | {r['outliers']:,} |")
             print(rows[-1], flush=True)
-    lines = ["# Clustering at scale", "", f"Written by `benchmarks/scale.py`; {os.cpu_count()} cores, load average "
-             f"{os.getloadavg()[0]:.1f} at the end; "
-             "synthetic collections (benchmarks/synthetic.py). Each run is a fresh process: load the "
-             "tutorial-format pickle, cluster at the method's defaults, write clusters.csv.", ""] + rows
+    lines = ["# Clustering at scale", "", f"Written by `benchmarks/scale.py` on {date.today().isoformat()}; {machine()}; "
+             f"load average {os.getloadavg()[0]:.1f} at the end; "
+             "synthetic collections (benchmarks/synthetic.py). Each run is a fresh process doing what "
+             "cluster_faces.py does: load the tutorial-format pickle (load_encodings + take_encodings), "
+             "cluster at the method's defaults, write clusters.csv (write_clusters_csv).", ""] + rows
     if args.agreement_at:
         lines += ["", f"Approximate graph against the exact graph at {args.agreement_at:,} faces (ARI):", ""]
         for method in args.methods:
