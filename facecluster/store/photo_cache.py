@@ -10,7 +10,7 @@ moved or renamed, or its time touched.  Faces are stored as raw float64 bytes
 is committed as soon as it is done, so a run killed at any moment (even with
 SIGKILL) loses at most the photos that were in flight.
 
-Passing failures (out of memory, a crashed worker) are never kept: the next
+Transient failures (out of memory, a crashed worker) are never kept: the next
 run tries those photos again.
 
 What is in the cache is never thrown away on a guess.  An I/O error (a full
