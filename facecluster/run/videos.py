@@ -226,6 +226,8 @@ def add_to_summary(summary, videos: VideoSummary) -> None:
     """Count the videos into the photos' :class:`~.pipeline.RunSummary`: their
     faces, and skipped and face-less videos into the photos' lists (and their
     files).  :func:`~.report.print_videos` says what they gave."""
+    if not videos.videos:
+        return
     summary.faces += videos.faces
     summary.no_face.extend(videos.no_face)
     summary.skipped = sorted([*summary.skipped, *videos.skipped])
