@@ -6,15 +6,13 @@ child forked after its parent initialised it.  This runs the same script with sp
 the pipeline already does off Linux), each loading the models itself, to see whether that is the
 whole difference.  The check only; the project is not changed.
 """
-import multiprocessing
 import runpy
 import sys
-import types
 
 if __name__ == "__main__":  # spawned children import this file as __mp_main__: nothing to do there
     sys.path.insert(0, ".")
-    import facecluster.run.pipeline as pipeline
+    import facecluster.run.pool as pool
 
-    pipeline.multiprocessing = types.SimpleNamespace(get_context=lambda method: multiprocessing.get_context("spawn"))
+    pool.start_method = lambda: "spawn"  # the one place the pool asks how to start its workers
     sys.argv = ["encode_faces.py", *sys.argv[1:]]
     runpy.run_path("encode_faces.py", run_name="__main__")
