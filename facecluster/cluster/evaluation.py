@@ -27,6 +27,7 @@ import csv
 import io
 import os
 from collections.abc import Sequence
+from typing import TypedDict
 
 import numpy as np
 
@@ -36,7 +37,26 @@ from ..records import box_area
 LABELS_CSV_HEADER = ("path", "identity")
 
 
-def evaluate(labels_pred: Sequence[int] | np.ndarray, identities: Sequence[str | None]) -> dict:
+class Scores(TypedDict):
+    """What :func:`evaluate` measures: counts of the faces scored, then the scores (0-1)."""
+
+    faces: int  # faces scored (those with a label)
+    unlabelled: int  # faces left out: no label
+    identities: int  # distinct people among the scored faces
+    identities_repeated: int  # people with 2+ faces: the clusters a perfect run finds
+    clusters: int  # non-outlier clusters among the scored faces
+    outliers: int  # scored faces labelled -1
+    pairwise_precision: float
+    pairwise_recall: float
+    pairwise_f1: float
+    bcubed_precision: float
+    bcubed_recall: float
+    bcubed_f1: float
+    nmi: float
+    ari: float
+
+
+def evaluate(labels_pred: Sequence[int] | np.ndarray, identities: Sequence[str | None]) -> Scores:
     """Score predicted cluster labels against true identities.
 
     Parameters
@@ -48,12 +68,8 @@ def evaluate(labels_pred: Sequence[int] | np.ndarray, identities: Sequence[str |
 
     Returns
     -------
-    dict with ``faces`` (scored), ``unlabelled`` (left out), ``identities``
-    (distinct people scored), ``identities_repeated`` (people with >= 2 faces:
-    the clusters a perfect run finds), ``clusters`` (non-outlier clusters among
-    scored faces), ``outliers`` (scored faces labelled -1), and floats
-    ``pairwise_precision``, ``pairwise_recall``, ``pairwise_f1``,
-    ``bcubed_precision``, ``bcubed_recall``, ``bcubed_f1``, ``nmi``, ``ari``.
+    :class:`Scores`: the counts of faces, people and clusters scored, pairwise
+    and BCubed precision, recall and F1, NMI and ARI.
 
     With no predicted pairs, pairwise precision is 1 (no claim was wrong); with
     no true pairs, pairwise recall is 1 (nothing was missed).
@@ -102,22 +118,22 @@ def evaluate(labels_pred: Sequence[int] | np.ndarray, identities: Sequence[str |
     bc_p = float((cell * cell / cluster_size[table.col]).sum() / n)
     bc_r = float((cell * cell / person_size[table.row]).sum() / n)
 
-    return {
-        "faces": n,
-        "unlabelled": int(len(identities) - n),
-        "identities": int(len(person_size)),
-        "identities_repeated": int((person_size >= 2).sum()),
-        "clusters": int(len(np.unique(pred[~outlier]))),
-        "outliers": int(outlier.sum()),
-        "pairwise_precision": float(pair_p),
-        "pairwise_recall": float(pair_r),
-        "pairwise_f1": _f1(pair_p, pair_r),
-        "bcubed_precision": bc_p,
-        "bcubed_recall": bc_r,
-        "bcubed_f1": _f1(bc_p, bc_r),
-        "nmi": float(normalized_mutual_info_score(truth_ids, pred)),
-        "ari": float(adjusted_rand_score(truth_ids, pred)),
-    }
+    return Scores(
+        faces=n,
+        unlabelled=int(len(identities) - n),
+        identities=int(len(person_size)),
+        identities_repeated=int((person_size >= 2).sum()),
+        clusters=int(len(np.unique(pred[~outlier]))),
+        outliers=int(outlier.sum()),
+        pairwise_precision=float(pair_p),
+        pairwise_recall=float(pair_r),
+        pairwise_f1=_f1(pair_p, pair_r),
+        bcubed_precision=bc_p,
+        bcubed_recall=bc_r,
+        bcubed_f1=_f1(bc_p, bc_r),
+        nmi=float(normalized_mutual_info_score(truth_ids, pred)),
+        ari=float(adjusted_rand_score(truth_ids, pred)),
+    )
 
 
 def read_labels(spec: str, image_paths: Sequence[str], dataset_root: str | None = None) -> list[str | None]:
