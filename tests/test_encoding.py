@@ -161,6 +161,30 @@ def test_a_photo_that_kills_its_worker_is_skipped_and_the_run_goes_on(small_set:
     assert (summary.reused, summary.encoded, summary.with_faces) == (8, 1, 9)
 
 
+def test_a_photo_that_hangs_its_worker_is_skipped_and_the_run_goes_on(small_set: Path, tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    """A decoder caught in a loop (simulated: the worker sleeps on one photo) costs that photo only,
+    after the stall limit (15 minutes; 2 s here), instead of holding this run and every later one."""
+    from facecluster.run import pipeline as encoding
+    from facecluster.run import pool
+
+    stuck = sorted(small_set.rglob("*.jpg"))[4]
+    real_load = encoding.load_image
+
+    def load_or_hang(path: str, *args, **kwargs):
+        if path == str(stuck):
+            time.sleep(3600)
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(encoding, "load_image", load_or_hang)  # workers are forked: they inherit it
+    monkeypatch.setattr(pool, "STALL_SECONDS", 2.0)
+    records, summary = encode_dataset(list_dataset(str(small_set)), str(tmp_path / "e.pickle"), HOG, workers=2)
+    assert summary.skipped_by_category() == {"stalled": 1}
+    assert summary.skipped[0].reason == "the image decoder stopped responding"
+    assert summary.with_faces == 8
+    assert str(stuck) not in {r["imagePath"] for r in records}
+
+
 def test_a_failing_cnn_batch_is_redone_photo_by_photo(small_set: Path, monkeypatch) -> None:
     from facecluster.run import pipeline as encoding
 

@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..store.photo_cache import Fingerprint, PhotoResult, ResultCache, open_cache
-from .pool import KILLED, in_pool
+from .pool import KILLED, STALLED, in_pool
 from ..sources.skips import ImageSkipped, Skip, display_path
 from ..sources.folder import Listing, list_images
 from ..sources.images import LoadedImage, load_image
@@ -38,6 +38,8 @@ PIPELINE_VERSION = 3
 # A worker died on this photo.  Not kept between runs: the cause may have been
 # transient (the system ran out of memory), so the next run tries it again.
 CRASHED = "crashed the image decoder"
+# No result for pool.STALL_SECONDS, run alone: tried again next run, as a crash is.
+HUNG = "the image decoder stopped responding"
 
 # What dlib, OpenCV or numpy raise on a pathological image.
 _PHOTO_ERRORS = (RuntimeError, ValueError, MemoryError)
@@ -183,14 +185,16 @@ here, a Dask cluster elsewhere."""
 def run_in_processes(tasks: list[list[str]], method: Method, workers: int) -> Iterator[PhotoResult]:
     """The local :data:`Runner`: yield results as worker processes finish them.
 
-    A photo that kills its worker (a decoder crashing on a hostile file) is
-    reported as skipped; the photos in flight beside it are tried again one
-    at a time (:func:`~.pool.in_pool`), and the run goes on.
+    A photo that kills its worker (a decoder crashing on a hostile file), or
+    hangs it, is reported as skipped; the photos in flight beside it are
+    tried again one at a time (:func:`~.pool.in_pool`), and the run goes on.
     """
     photos_alone = lambda task: [[path] for path in task]  # noqa: E731
     for task, results in in_pool(partial(encode_photos, method=method), tasks, workers, split=photos_alone):
         if results is KILLED:
             yield _skipped(task[0], "crashed", CRASHED, transient=True)
+        elif results is STALLED:
+            yield _skipped(task[0], "stalled", HUNG, transient=True)
         else:
             yield from results
 

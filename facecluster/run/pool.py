@@ -1,11 +1,12 @@
 """The one process pool of a run: tasks spread over worker processes, a
-worker's death costing only the task that caused it.
+worker's death or hang costing only the task that caused it.
 
 Photos and video segments both go through :func:`in_pool`.  A decoder that
 crashes on a hostile file kills its whole worker process, and with it the
-pool; :func:`in_pool` then runs each task that was in flight alone, in a
-process of its own, so that only the culprit is lost and an innocent task
-that happened to share the pool is never blamed.
+pool; one that hangs would hold the run forever, and every later run at the
+same file.  In either case :func:`in_pool` runs each task that was in flight
+alone, in a process of its own, so that only the culprit is lost and an
+innocent task that happened to share the pool is never blamed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,24 @@ class _Killed:
 
 KILLED = _Killed()
 """What :func:`in_pool` gives for a task that killed the process it ran in."""
+
+
+class _Stalled:
+    def __repr__(self) -> str:
+        return "STALLED"
+
+
+STALLED = _Stalled()
+"""What :func:`in_pool` gives for a task that, run alone, gave nothing for :data:`STALL_SECONDS`."""
+
+# How long no worker may finish anything before the tasks in flight are suspected
+# of hanging.  The slowest honest task is a minute of 4K video (under a minute here);
+# 15 minutes leaves a slow machine 15 times that.
+STALL_SECONDS = 900.0
+
+
+class _NoProgress(Exception):
+    """Nothing finished for the stall limit: the pool is killed (by :func:`worker_pool`)."""
 
 
 def die_with_parent(parent: int) -> None:
@@ -96,41 +115,51 @@ def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
 
 
 def in_pool(function: Callable[[Task], Result], tasks: Iterable[Task], workers: int,
-            split: Callable[[Task], list[Task]] = lambda task: [task]) -> Iterator[tuple[Task, Result | _Killed]]:
+            split: Callable[[Task], list[Task]] = lambda task: [task],
+            stall_seconds: float | None = None) -> Iterator[tuple[Task, Result | _Killed | _Stalled]]:
     """Yield ``(task, function(task))`` as ``workers`` processes finish them, in any order.
 
     ``function`` must be picklable (a module-level function, a
     ``functools.partial`` of one, or an instance of a module-level class);
     two tasks a worker are kept in flight so that no worker waits for the
-    next.  When a worker dies, every task in flight is a suspect: each is
-    ``split`` into parts (a batch of photos into single photos) and each part
-    is run alone, in a process of its own, giving ``(part, KILLED)`` if it
-    kills that one too.  The remaining tasks then go on in a fresh pool.
+    next.  When a worker dies, or no worker finishes anything for
+    ``stall_seconds`` (default :data:`STALL_SECONDS`), every task in flight is
+    a suspect: each is ``split`` into parts (a batch of photos into single
+    photos) and each part is run alone, in a process of its own, giving
+    ``(part, KILLED)`` if it kills that one too and ``(part, STALLED)`` if it
+    gives nothing for ``stall_seconds`` again.  The remaining tasks then go on
+    in a fresh pool.
     """
+    stall = STALL_SECONDS if stall_seconds is None else stall_seconds
     queue = deque(tasks)
     while queue:
-        suspects: list[Task] = []
-        with worker_pool(workers) as pool:
-            in_flight: dict[Future, Task] = {}
-            try:
+        in_flight: dict[Future, Task] = {}
+        try:
+            with worker_pool(workers) as pool:
                 while queue or in_flight:
                     while queue and len(in_flight) < workers * 2:
                         # Taken off the queue only once submitted: submit raises on a broken pool.
                         future = pool.submit(function, queue[0])
                         in_flight[future] = queue.popleft()
-                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    done, _ = wait(in_flight, timeout=stall, return_when=FIRST_COMPLETED)
+                    if not done:
+                        raise _NoProgress
                     for future in done:
                         result = future.result()  # raises BrokenProcessPool with the task still in flight
                         yield in_flight.pop(future), result
+        except (BrokenProcessPool, _NoProgress):  # the pool's workers are gone or killed
+            for part in (part for task in list(in_flight.values()) for part in split(task)):
+                yield part, _run_alone(function, part, stall)
+
+
+def _run_alone(function: Callable[[Task], Result], task: Task, stall: float) -> Result | _Killed | _Stalled:
+    try:
+        with worker_pool(1) as pool:
+            try:
+                return pool.submit(function, task).result(timeout=stall)
             except BrokenProcessPool:
-                suspects = list(in_flight.values())
-        for part in (part for task in suspects for part in split(task)):
-            yield part, _run_alone(function, part)
-
-
-def _run_alone(function: Callable[[Task], Result], task: Task) -> Result | _Killed:
-    with worker_pool(1) as pool:
-        try:
-            return pool.submit(function, task).result()
-        except BrokenProcessPool:
-            return KILLED
+                return KILLED
+            except TimeoutError:
+                raise _NoProgress from None  # worker_pool kills the hung worker
+    except _NoProgress:
+        return STALLED

@@ -24,7 +24,7 @@ from ..sources.skips import ImageSkipped, Skip, display_path
 from ..records import FaceRecord, make_video_record
 from ..sources.video import VideoInfo, probe_video
 from .pipeline import Method
-from .pool import KILLED, in_pool
+from .pool import KILLED, STALLED, in_pool
 from .tracks import representatives, stitch
 from ..store.video_cache import SegmentCache, SegmentDone, VideoStamp
 from .video_segments import Segment, plan_segments, run_segment
@@ -34,6 +34,7 @@ VIDEO_VERSION = 3
 DEFAULT_STEP = 0.5  # seconds between looks; see docs/video.md for the measurements
 DEFAULT_FACES_PER_TRACK = 5
 _CRASHED = ImageSkipped("crashed the video decoder", "crashed", transient=True)
+_STALLED = ImageSkipped("the video decoder stopped responding", "stalled", transient=True)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,11 @@ class VideoProgress:
               f"ETA {max(0.0, eta):,.0f} s", file=self.out, flush=True)
 
 
+def _as_skipped(result):
+    """A worker's result, or why there is none when the pool lost the worker (:func:`~.pool.in_pool`)."""
+    return _CRASHED if result is KILLED else _STALLED if result is STALLED else result
+
+
 def _probe(path: str) -> VideoInfo | ImageSkipped:
     try:
         return probe_video(path)
@@ -109,7 +115,7 @@ def _probed(paths: list[str], workers: int, summary: VideoSummary) -> list[_Vide
     """The videos that open, with their segments planned; the others go to ``summary.skipped``."""
     videos = []
     for path, found in in_pool(_probe, paths, workers):
-        found = _CRASHED if found is KILLED else found
+        found = _as_skipped(found)
         stamp = VideoStamp.of(path)
         if isinstance(found, ImageSkipped) or stamp is None:
             skipped = found if isinstance(found, ImageSkipped) else ImageSkipped("vanished", "missing")
@@ -181,7 +187,7 @@ def _run(todo: list[tuple[_Video, Segment]], method: Method, options: VideoOptio
     task = _SegmentTask(method, options.step, options.faces_per_track)
     videos = {video.path: video for video, _ in todo}
     for segment, result in in_pool(task, [segment for _, segment in todo], workers):
-        result = _CRASHED if result is KILLED else result
+        result = _as_skipped(result)
         video = videos[segment.path]
         if isinstance(result, ImageSkipped):
             video.done[segment.start] = SegmentDone(segment.start, [], stopped=result.reason)
