@@ -42,8 +42,9 @@ STALLED = _Stalled()
 """What :func:`in_pool` gives for a task that, run alone, gave nothing for :data:`STALL_SECONDS`."""
 
 # How long no worker may finish anything before the tasks in flight are suspected
-# of hanging.  The slowest honest task is a minute of 4K video (under a minute here);
-# 15 minutes leaves a slow machine 15 times that.
+# of hanging.  The slowest honest task is a 60 s segment of 4K video: 0.4x real time
+# here on a loaded machine (docs/video.md), so about 2.5 minutes; a task suspected
+# wrongly is only run again, alone, with as long again.
 STALL_SECONDS = 900.0
 
 
