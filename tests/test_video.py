@@ -381,3 +381,18 @@ def test_avi_and_transport_stream(clips: Path, tmp_path: Path) -> None:
     assert "WARNING" not in out.stderr, out.stderr
     found = {os.path.basename(r["imagePath"]) for r in load_encodings(tmp_path / "enc.pickle")}
     assert found == {"cam.avi", "cam.ts"}
+
+
+def test_a_segment_or_probe_that_kills_or_hangs_its_worker_is_a_skip_that_is_tried_again() -> None:
+    """What the pool gives for a lost video task becomes a one-line skip, never kept in the cache."""
+    from facecluster.run import videos
+    from facecluster.run.pool import KILLED, STALLED
+    from facecluster.sources.skips import ImageSkipped
+
+    crashed, stalled = videos._as_skipped(KILLED), videos._as_skipped(STALLED)
+    assert isinstance(crashed, ImageSkipped) and isinstance(stalled, ImageSkipped)
+    assert (crashed.category, crashed.reason) == ("crashed", "crashed the video decoder")
+    assert (stalled.category, stalled.reason) == ("stalled", "the video decoder stopped responding")
+    assert crashed.transient and stalled.transient
+    done = object()
+    assert videos._as_skipped(done) is done
