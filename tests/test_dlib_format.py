@@ -34,15 +34,14 @@ def test_values_are_read_in_turn() -> None:
     assert reader.pos == len(data)
 
 
-def test_a_name_is_seen_ahead_without_being_read() -> None:
-    reader = DlibReader(integer(1) + integer(5) + text("input_rgb_image_sized"))
-    assert reader.name_ahead() is None  # a version number
-    reader.integer()
-    assert reader.name_ahead() is None  # 5: a length, but what follows is no name
-    reader.integer()
-    assert reader.name_ahead() == "input_rgb_image_sized" and reader.pos == 4
-    assert reader.text() == "input_rgb_image_sized"
-    assert reader.name_ahead() is None  # the end
+def test_the_next_name_is_read_past_the_version_numbers_before_it() -> None:
+    # 1: a version number; 5: a length, but what follows is no name
+    reader = DlibReader(integer(1) + integer(5) + text("input_rgb_image_sized") + integer(2))
+    assert reader.next_name() == "input_rgb_image_sized"
+    assert reader.pos == 4 + len(text("input_rgb_image_sized"))
+    assert reader.next_name() is None  # only a number left: the end
+    assert reader.pos == len(reader.data)
+    assert DlibReader(b"").next_name() is None
 
 
 @pytest.mark.parametrize("data", [b"", b"\x30", integer(2) + integer(1000) + integer(1) * 3, integer(7)])

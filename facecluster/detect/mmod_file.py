@@ -100,9 +100,7 @@ def _loss_options(s: DlibReader) -> tuple[tuple[tuple[int, int], ...], float, fl
 
 def _input_layer(s: DlibReader) -> tuple[tuple[float, float, float], int, int]:
     """``input_rgb_image_pyramid`` (dlib/dnn/input.h) -> means, padding, outer padding."""
-    while s.name_ahead() is None:
-        s.integer()  # add_layer version numbers
-    version = s.text()
+    version = s.next_name()
     if version not in ("input_rgb_image_pyramid", "input_rgb_image_pyramid2"):
         raise ModelFormatError(f"unexpected input layer {version!r}")
     means = (s.real(), s.real(), s.real())
@@ -165,11 +163,7 @@ def _fold(conv: tuple, affine: tuple | None, relu: bool) -> ConvLayer:
 def _layers(s: DlibReader) -> list[tuple[str, object]]:
     """The layer details from the input upwards, as (kind, parsed) pairs."""
     found: list[tuple[str, object]] = []
-    while s.pos < len(s.data):
-        if s.name_ahead() is None:
-            s.integer()
-            continue
-        name = s.text()
+    while (name := s.next_name()) is not None:
         if name == "con_4":
             found.append(("con", _conv(s)))
         elif name == "bn_con2":

@@ -88,21 +88,14 @@ def parse(data: bytes) -> tuple[tuple[float, float, float], list[Layer]]:
         raise ModelFormatError("not a dlib loss_metric network")
     r.real()  # margin
     r.real()  # distance threshold
-    # the version numbers of every add_layer / tag / skip, outermost first
-    while r.name_ahead() is None:
-        r.integer()
-    if r.text() != "input_rgb_image_sized":
+    # past the version numbers of every add_layer / tag / skip, outermost first
+    if r.next_name() != "input_rgb_image_sized":
         raise ModelFormatError("expected an input_rgb_image_sized input layer")
     means = (r.real(), r.real(), r.real())
     if (r.integer(), r.integer()) != (CHIP_SIZE, CHIP_SIZE):
         raise ModelFormatError("the network does not take 150x150 chips")
     layers: list[Layer] = []
-    while r.pos < len(data):
-        name = r.name_ahead()
-        if name is None:
-            r.integer()  # e.g. the input-level add_layer's sample-expansion factor
-            continue
-        r.text()
+    while (name := r.next_name()) is not None:  # past e.g. the input add_layer's sample-expansion factor
         layers.append(_read_layer(r, name))
         r.layer_end()
     return means, layers

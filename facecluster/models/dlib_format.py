@@ -54,10 +54,19 @@ class DlibReader:
         self.pos += size
         return self.data[start : self.pos].decode("latin-1")
 
-    def name_ahead(self) -> str | None:
-        """The layer or version name (``con_4``, ``input_rgb_image_sized``)
-        starting here, without reading it; None where the bytes are something
-        else (the ``add_layer`` version numbers between names)."""
+    def next_name(self) -> str | None:
+        """The next layer or version name (``con_4``, ``input_rgb_image_sized``), read
+        past the ``add_layer`` version numbers before it; ``None`` at the end."""
+        while self.pos < len(self.data):
+            name = self._name_here()
+            if name is not None:
+                self.text()
+                return name
+            self.integer()
+        return None
+
+    def _name_here(self) -> str | None:
+        """The name starting here, without reading it; None where the bytes are something else."""
         save = self.pos
         try:
             size = self.integer()
