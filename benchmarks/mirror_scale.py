@@ -65,7 +65,7 @@ def two_pass_encodings(photos: list[str], workers: int) -> list[dict]:
     """``{"imagePath", "loc", "seen", "mirrored"}`` for every face of ``photos`` (cached)."""
     from facecluster.detect.detectors import choose_detector
     from facecluster.embed.encoders import choose_encoder
-    from facecluster.run.pipeline import run_in_processes
+    from facecluster.run.pipeline import chunks, run_in_processes
 
     if CACHE.is_file():
         with open(CACHE, "rb") as f:
@@ -75,9 +75,7 @@ def two_pass_encodings(photos: list[str], workers: int) -> list[dict]:
     method = TwoPassMethod(choose_detector("auto")[0], choose_encoder("numpy", mirror=False)[0])
     method.preload()
     found: dict[str, list] = {}
-    photos = sorted(photos)
-    tasks = [photos[start : start + 4] for start in range(0, len(photos), 4)]
-    for result in run_in_processes(tasks, method, workers or os.cpu_count() or 1):
+    for result in run_in_processes(list(chunks(sorted(photos), 4)), method, workers or os.cpu_count() or 1):
         found[result.path] = [(face.box, np.asarray(face.encoding)) for face in result.faces]
     records = [{"imagePath": p, "loc": tuple(box), "seen": e[:128], "mirrored": e[128:]}
                for p in sorted(photos) for box, e in found.get(p, [])]

@@ -171,7 +171,8 @@ def task_size(photos: int, photos_per_task: int, workers: int) -> int:
     return max(1, min(photos_per_task, photos // (workers * _TASKS_PER_WORKER)))
 
 
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+def chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    """``items`` in consecutive tasks of ``size`` (the last may be shorter)."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -274,7 +275,7 @@ def encode_dataset(
         if todo:
             method.preload()  # deliberately, once, before the workers fork
         workers = workers or os.cpu_count() or 1
-        tasks = list(_chunks(todo, task_size(len(todo), method.photos_per_task, workers)))
+        tasks = list(chunks(todo, task_size(len(todo), method.photos_per_task, workers)))
         for result in runner(tasks, method, workers):
             results[result.path] = result
             cache.store(result)

@@ -24,21 +24,20 @@ Task = TypeVar("Task")
 Result = TypeVar("Result")
 
 
-class _Killed:
+class _Lost:
+    """Why a task has no result: its worker was lost to it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
     def __repr__(self) -> str:
-        return "KILLED"
+        return self.name
 
 
-KILLED = _Killed()
+KILLED = _Lost("KILLED")
 """What :func:`in_pool` gives for a task that killed the process it ran in."""
 
-
-class _Stalled:
-    def __repr__(self) -> str:
-        return "STALLED"
-
-
-STALLED = _Stalled()
+STALLED = _Lost("STALLED")
 """What :func:`in_pool` gives for a task that, run alone, gave nothing for :data:`STALL_SECONDS`."""
 
 # How long no worker may finish anything before the tasks in flight are suspected
@@ -117,7 +116,7 @@ def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
 
 def in_pool(function: Callable[[Task], Result], tasks: Iterable[Task], workers: int,
             split: Callable[[Task], list[Task]] = lambda task: [task],
-            stall_seconds: float | None = None) -> Iterator[tuple[Task, Result | _Killed | _Stalled]]:
+            stall_seconds: float | None = None) -> Iterator[tuple[Task, Result | _Lost]]:
     """Yield ``(task, function(task))`` as ``workers`` processes finish them, in any order.
 
     ``function`` must be picklable (a module-level function, a
@@ -153,7 +152,7 @@ def in_pool(function: Callable[[Task], Result], tasks: Iterable[Task], workers: 
                 yield part, _run_alone(function, part, stall)
 
 
-def _run_alone(function: Callable[[Task], Result], task: Task, stall: float) -> Result | _Killed | _Stalled:
+def _run_alone(function: Callable[[Task], Result], task: Task, stall: float) -> Result | _Lost:
     try:
         with worker_pool(1) as pool:
             try:
